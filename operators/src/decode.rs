@@ -1,0 +1,646 @@
+//! Record decoding: one JSON Lines or CSV line into a typed [`Event`], or a reason it is bad.
+//!
+//! Decoding borrows from the line (no `serde_json::Value`, no per-field `String` unless the
+//! event keeps it). Every way a line can be wrong is a [`BadRecord`], whose text is the
+//! dead-letter reason: it names the field and quotes the offending text.
+//!
+//! Field rules (SPEC section 1): `id` is a string or an integer (read as its text); `key` a
+//! string; `ts` an RFC 3339 string with offset or integer epoch milliseconds; `value` a JSON
+//! number (in CSV, numeric text); optional `op` (`upsert`/`delete`), `version` and `seq`
+//! (non-negative integers) and `source` (string). A JSON `null` in an optional field means
+//! absent; in a required field it is a wrong type. In CSV an empty cell means absent.
+//! Other fields are ignored.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::decimal::{Decimal, DecimalError, Scale};
+use crate::event::{Event, Op, Position};
+use crate::time::{self, TimeError, shorten};
+
+/// The input field names (`--id-field`, `--key-field`, `--time-field`, `--value-field`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldNames {
+    /// The idempotency key; default `id`.
+    pub id: String,
+    /// The group key; default `key`.
+    pub key: String,
+    /// Event time; default `ts`.
+    pub ts: String,
+    /// The amount; default `value`.
+    pub value: String,
+    /// Upsert or delete; default `op`.
+    pub op: String,
+    /// Correction order; default `version`.
+    pub version: String,
+    /// Producer; default `source`.
+    pub source: String,
+    /// Producer sequence number; default `seq`.
+    pub seq: String,
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        FieldNames {
+            id: "id".into(),
+            key: "key".into(),
+            ts: "ts".into(),
+            value: "value".into(),
+            op: "op".into(),
+            version: "version".into(),
+            source: "source".into(),
+            seq: "seq".into(),
+        }
+    }
+}
+
+/// The fields a record is read from, in a fixed order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Field {
+    Id,
+    Key,
+    Ts,
+    Value,
+    Op,
+    Version,
+    Source,
+    Seq,
+}
+
+const FIELDS: [Field; 8] = [
+    Field::Id,
+    Field::Key,
+    Field::Ts,
+    Field::Value,
+    Field::Op,
+    Field::Version,
+    Field::Source,
+    Field::Seq,
+];
+
+impl FieldNames {
+    fn name(&self, field: Field) -> &str {
+        match field {
+            Field::Id => &self.id,
+            Field::Key => &self.key,
+            Field::Ts => &self.ts,
+            Field::Value => &self.value,
+            Field::Op => &self.op,
+            Field::Version => &self.version,
+            Field::Source => &self.source,
+            Field::Seq => &self.seq,
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<Field> {
+        FIELDS.into_iter().find(|f| self.name(*f) == name)
+    }
+
+    /// Checks that no two fields share a name.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, a) in FIELDS.iter().enumerate() {
+            for b in &FIELDS[i + 1..] {
+                if self.name(*a) == self.name(*b) {
+                    return Err(format!(
+                        "field name `{}` is used for two fields ({a:?} and {b:?})",
+                        self.name(*a)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a line is a bad record. The `Display` text is the dead-letter reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadRecord {
+    /// The line is longer than `--max-line-bytes`.
+    #[error("line is {len} bytes, longer than --max-line-bytes {max}")]
+    TooLong {
+        /// The line's length in bytes.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The line is not UTF-8.
+    #[error("line is not valid UTF-8 (invalid byte at column {column})")]
+    NotUtf8 {
+        /// 1-based byte column of the first invalid byte.
+        column: usize,
+    },
+    /// Not JSON at all.
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    /// JSON, but not an object.
+    #[error("line is JSON but not an object; each line must be one JSON object")]
+    NotAnObject,
+    /// A CSV line that cannot be split into fields.
+    #[error("invalid CSV: {0}")]
+    Csv(String),
+    /// A CSV row whose field count differs from the header's.
+    #[error("CSV row has {got} fields but the header has {expected}")]
+    FieldCount {
+        /// Fields in the header.
+        expected: usize,
+        /// Fields in this row.
+        got: usize,
+    },
+    /// A CSV file whose header lacks a required column.
+    #[error(
+        "CSV header has no `{0}` column, so no row of this file can be read (check --{1}-field)"
+    )]
+    MissingColumn(String, &'static str),
+    /// A field appears twice.
+    #[error("field `{0}` appears twice")]
+    Duplicate(String),
+    /// A required field is absent.
+    #[error("missing required field `{0}`")]
+    Missing(String),
+    /// A field of the wrong type.
+    #[error("field `{field}` must be {expected}, got {got}")]
+    WrongType {
+        /// The field's name.
+        field: String,
+        /// What it must be.
+        expected: &'static str,
+        /// What it is, shortened.
+        got: String,
+    },
+    /// The id is an empty string.
+    #[error("field `{0}` is empty; an id must be a non-empty string or an integer")]
+    EmptyId(String),
+    /// A bad timestamp.
+    #[error("field `{field}`: {error}")]
+    Time {
+        /// The field's name.
+        field: String,
+        /// What is wrong.
+        error: TimeError,
+    },
+    /// A bad decimal.
+    #[error("field `{field}`: {error}")]
+    Value {
+        /// The field's name.
+        field: String,
+        /// What is wrong.
+        error: DecimalError,
+    },
+    /// An `op` other than `upsert` or `delete`.
+    #[error("field `{field}` is `{got}`; it must be \"upsert\" or \"delete\"")]
+    UnknownOp {
+        /// The field's name.
+        field: String,
+        /// The offending text, shortened.
+        got: String,
+    },
+}
+
+/// Decodes lines of one file into events. Holds reusable buffers: one per worker.
+#[derive(Debug)]
+pub struct Decoder {
+    names: FieldNames,
+    scale: Scale,
+    csv: csv_core::Reader,
+    cells: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Where each field sits in the rows of one CSV file, from its header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvLayout {
+    columns: [Option<usize>; 8],
+    width: usize,
+}
+
+impl Decoder {
+    /// A decoder for the given field names and decimal scale.
+    pub fn new(names: FieldNames, scale: Scale) -> Self {
+        Decoder {
+            names,
+            scale,
+            csv: csv_core::Reader::new(),
+            cells: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// The decimal scale values are read at.
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+
+    /// Decodes one JSON Lines line (without its line terminator).
+    pub fn decode_json(&self, line: &[u8], position: Position) -> Result<Event, BadRecord> {
+        let text = utf8(line)?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw = de
+            .deserialize_any(ObjectVisitor { names: &self.names })
+            .map_err(json_error)?;
+        de.end().map_err(json_error)?;
+        let raw = raw?;
+        self.build(position, raw.map(|value| Cell::Json(value.get())))
+    }
+
+    /// Reads a CSV header line into the layout of the file's rows.
+    pub fn csv_layout(&mut self, header: &[u8]) -> Result<CsvLayout, BadRecord> {
+        let width = self.split_csv(header)?;
+        let mut columns = [None; 8];
+        for index in 0..width {
+            let name = utf8(self.cell(index))?;
+            if let Some(field) = self.names.field(name) {
+                columns[field as usize] = Some(index);
+            }
+        }
+        Ok(CsvLayout { columns, width })
+    }
+
+    /// Decodes one CSV row (without its line terminator) of a file with the given layout.
+    pub fn decode_csv(
+        &mut self,
+        layout: &CsvLayout,
+        line: &[u8],
+        position: Position,
+    ) -> Result<Event, BadRecord> {
+        for (field, flag) in [
+            (Field::Id, "id"),
+            (Field::Key, "key"),
+            (Field::Ts, "time"),
+            (Field::Value, "value"),
+        ] {
+            if layout.columns[field as usize].is_none() {
+                return Err(BadRecord::MissingColumn(
+                    self.names.name(field).to_owned(),
+                    flag,
+                ));
+            }
+        }
+        let width = self.split_csv(line)?;
+        if width != layout.width {
+            return Err(BadRecord::FieldCount {
+                expected: layout.width,
+                got: width,
+            });
+        }
+        let mut cells: Fields<Cell<'_>> = Fields::default();
+        for field in FIELDS {
+            if let Some(index) = layout.columns[field as usize] {
+                let text = utf8(self.cell(index))?;
+                if !text.is_empty() {
+                    cells.set(field, Cell::Csv(text));
+                }
+            }
+        }
+        self.build(position, cells)
+    }
+
+    /// Splits a CSV line into `self.cells`/`self.ends`; returns the field count.
+    fn split_csv(&mut self, line: &[u8]) -> Result<usize, BadRecord> {
+        use csv_core::ReadRecordResult;
+        self.csv.reset();
+        self.cells.clear();
+        self.cells.resize(line.len().max(16), 0);
+        self.ends.clear();
+        self.ends.resize(line.len() + 1, 0);
+        let (mut input, mut out_at, mut end_at) = (line, 0, 0);
+        loop {
+            let (result, read, wrote, ended) =
+                self.csv
+                    .read_record(input, &mut self.cells[out_at..], &mut self.ends[end_at..]);
+            // Field ends are relative to the start of the output buffer of each call.
+            for end in &mut self.ends[end_at..end_at + ended] {
+                *end += out_at;
+            }
+            input = &input[read..];
+            out_at += wrote;
+            end_at += ended;
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::Record => {
+                    if !input.is_empty() {
+                        return Err(BadRecord::Csv(
+                            "a quoted field contains a line break; records must be one per line"
+                                .into(),
+                        ));
+                    }
+                    break;
+                }
+                ReadRecordResult::End => break,
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {
+                    return Err(BadRecord::Csv("row too large to split".into()));
+                }
+            }
+        }
+        self.ends.truncate(end_at);
+        Ok(end_at)
+    }
+
+    fn cell(&self, index: usize) -> &[u8] {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.cells[start..self.ends[index]]
+    }
+
+    /// Checks and converts the fields of one record.
+    fn build(&self, position: Position, cells: Fields<Cell<'_>>) -> Result<Event, BadRecord> {
+        let names = &self.names;
+        let required = |field: Field| {
+            cells
+                .get(field)
+                .ok_or_else(|| BadRecord::Missing(names.name(field).to_owned()))
+        };
+        let id = required(Field::Id)?.id(names.name(Field::Id))?;
+        let key = required(Field::Key)?.string(names.name(Field::Key))?;
+        let ts = required(Field::Ts)?.timestamp(names.name(Field::Ts))?;
+        let value = required(Field::Value)?.decimal(names.name(Field::Value), self.scale)?;
+        let op = match cells.get(Field::Op) {
+            None => Op::Upsert,
+            Some(cell) => cell.op(names.name(Field::Op))?,
+        };
+        let version = match cells.get(Field::Version) {
+            None => 0,
+            Some(cell) => cell.unsigned(names.name(Field::Version))?,
+        };
+        let source = match cells.get(Field::Source) {
+            None => None,
+            Some(cell) => Some(cell.string(names.name(Field::Source))?),
+        };
+        let seq = match cells.get(Field::Seq) {
+            None => None,
+            Some(cell) => Some(cell.unsigned(names.name(Field::Seq))?),
+        };
+        Ok(Event {
+            id,
+            key,
+            ts,
+            value,
+            op,
+            version,
+            position,
+            source,
+            seq,
+        })
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, BadRecord> {
+    std::str::from_utf8(bytes).map_err(|e| BadRecord::NotUtf8 {
+        column: e.valid_up_to() + 1,
+    })
+}
+
+/// serde_json's message without its "at line 1 column N" suffix, which is misleading for a
+/// single line; the column is kept.
+fn json_error(error: serde_json::Error) -> BadRecord {
+    let text = error.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text);
+    BadRecord::Json(format!("{message} at column {}", error.column()))
+}
+
+/// One value per field, indexed by [`Field`].
+#[derive(Debug)]
+struct Fields<V>([Option<V>; 8]);
+
+impl<V> Default for Fields<V> {
+    fn default() -> Self {
+        Fields([None, None, None, None, None, None, None, None])
+    }
+}
+
+impl<V> Fields<V> {
+    fn get(&self, field: Field) -> Option<&V> {
+        self.0[field as usize].as_ref()
+    }
+    fn set(&mut self, field: Field, value: V) {
+        self.0[field as usize] = Some(value);
+    }
+    fn map<W>(self, mut f: impl FnMut(V) -> W) -> Fields<W> {
+        Fields(self.0.map(|value| value.map(&mut f)))
+    }
+}
+
+/// The text of one field: raw JSON (a number, string, or other) or a CSV cell.
+#[derive(Debug)]
+enum Cell<'a> {
+    Json(&'a str),
+    Csv(&'a str),
+}
+
+/// What kind of JSON value a raw text is, for error messages.
+fn json_kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn is_json_integer(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The contents of a raw JSON string (its quotes removed, escapes decoded).
+fn json_string(raw: &str) -> Cow<'_, str> {
+    if raw.contains('\\') {
+        // The raw text is valid JSON, so this cannot fail.
+        Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
+    } else {
+        Cow::Borrowed(&raw[1..raw.len() - 1])
+    }
+}
+
+impl Cell<'_> {
+    fn wrong(&self, field: &str, expected: &'static str) -> BadRecord {
+        let got = match self {
+            Cell::Json(raw) => format!("{} `{}`", json_kind(raw), shorten(raw)),
+            Cell::Csv(text) => format!("`{}`", shorten(text)),
+        };
+        BadRecord::WrongType {
+            field: field.to_owned(),
+            expected,
+            got,
+        }
+    }
+
+    /// A string; in JSON it must be a JSON string.
+    fn text(&self, field: &str, expected: &'static str) -> Result<Cow<'_, str>, BadRecord> {
+        match self {
+            Cell::Json(raw) if raw.starts_with('"') => Ok(json_string(raw)),
+            Cell::Json(_) => Err(self.wrong(field, expected)),
+            Cell::Csv(text) => Ok(Cow::Borrowed(text)),
+        }
+    }
+
+    fn string(&self, field: &str) -> Result<String, BadRecord> {
+        Ok(self.text(field, "a string")?.into_owned())
+    }
+
+    fn id(&self, field: &str) -> Result<String, BadRecord> {
+        let id = match self {
+            Cell::Json(raw) if is_json_integer(raw) => (*raw).to_owned(),
+            _ => self
+                .string(field)
+                .map_err(|_| self.wrong(field, "a string or an integer"))?,
+        };
+        if id.is_empty() {
+            return Err(BadRecord::EmptyId(field.to_owned()));
+        }
+        Ok(id)
+    }
+
+    fn timestamp(&self, field: &str) -> Result<i64, BadRecord> {
+        const EXPECTED: &str = "an RFC 3339 string or integer epoch milliseconds";
+        let time_error = |error| BadRecord::Time {
+            field: field.to_owned(),
+            error,
+        };
+        let integer = match self {
+            Cell::Json(raw) if is_json_integer(raw) => Some(*raw),
+            Cell::Json(raw) if !raw.starts_with('"') => return Err(self.wrong(field, EXPECTED)),
+            Cell::Csv(text) if is_json_integer(text) => Some(*text),
+            _ => None,
+        };
+        match integer {
+            Some(text) => {
+                let ms: i64 = text.parse().map_err(|_| {
+                    time_error(TimeError::OutOfRange {
+                        text: shorten(text),
+                    })
+                })?;
+                time::check_millis(ms).map_err(time_error)
+            }
+            None => time::parse_rfc3339(&self.text(field, EXPECTED)?).map_err(time_error),
+        }
+    }
+
+    fn decimal(&self, field: &str, scale: Scale) -> Result<Decimal, BadRecord> {
+        let text = match self {
+            Cell::Json(raw) if json_kind(raw) == "a number" => raw,
+            Cell::Json(_) => return Err(self.wrong(field, "a JSON number")),
+            Cell::Csv(text) => text,
+        };
+        Decimal::parse(text, scale).map_err(|error| BadRecord::Value {
+            field: field.to_owned(),
+            error,
+        })
+    }
+
+    fn unsigned(&self, field: &str) -> Result<u64, BadRecord> {
+        let text = match self {
+            Cell::Json(raw) => raw,
+            Cell::Csv(text) => text,
+        };
+        if !text.bytes().all(|b| b.is_ascii_digit()) || text.is_empty() {
+            return Err(self.wrong(field, "a non-negative integer"));
+        }
+        text.parse()
+            .map_err(|_| self.wrong(field, "a non-negative integer below 2^64"))
+    }
+
+    fn op(&self, field: &str) -> Result<Op, BadRecord> {
+        let text = self.text(field, "\"upsert\" or \"delete\"")?;
+        match text.as_ref() {
+            "upsert" => Ok(Op::Upsert),
+            "delete" => Ok(Op::Delete),
+            other => Err(BadRecord::UnknownOp {
+                field: field.to_owned(),
+                got: shorten(other),
+            }),
+        }
+    }
+}
+
+/// Visits one JSON object, keeping the raw text of the fields it knows.
+struct ObjectVisitor<'n> {
+    names: &'n FieldNames,
+}
+
+type RawFields<'de> = Result<Fields<&'de RawValue>, BadRecord>;
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = RawFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Fields::default();
+        let mut duplicate = None;
+        while let Some(name) = map.next_key_seed(NameSeed)? {
+            match self.names.field(&name) {
+                Some(field) => {
+                    let value: &'de RawValue = map.next_value()?;
+                    // JSON null in a field means "absent" for optional fields; a required
+                    // field that is null is reported as a wrong type when it is read.
+                    let is_null = value.get() == "null";
+                    if fields.get(field).is_some() {
+                        duplicate.get_or_insert_with(|| name.into_owned());
+                    } else if !(is_null && field as usize >= Field::Op as usize) {
+                        fields.set(field, value);
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match duplicate {
+            Some(name) => Err(BadRecord::Duplicate(name)),
+            None => Ok(fields),
+        })
+    }
+
+    // Any other JSON value is valid JSON but not a record.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(BadRecord::NotAnObject))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(BadRecord::NotAnObject))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(BadRecord::NotAnObject))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(BadRecord::NotAnObject))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(BadRecord::NotAnObject))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(BadRecord::NotAnObject))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(BadRecord::NotAnObject))
+    }
+}
+
+/// Reads an object key, borrowing it when it has no escapes.
+struct NameSeed;
+
+impl<'de> DeserializeSeed<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(NameSeed)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}

@@ -1,0 +1,178 @@
+//! Table digests: SHA-256 fingerprints that prove two aggregate tables equal.
+//!
+//! The digest of one window is the lowercase hex SHA-256 of its rows in ascending byte order
+//! of key, each written `<byte length of key>:<key>|<count>|<sum>|<min>|<max>\n` with canonical
+//! decimals. The table digest is the SHA-256 of `<start ms>:<end ms>:<window digest>\n` for
+//! each window in ascending (start, end) order. Two tables are equal exactly when their table
+//! digests are; a differing window is found by comparing window digests alone.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::aggregate::Agg;
+use crate::decimal::Scale;
+use crate::window::Window;
+
+/// The digest of one window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowDigest {
+    /// Window start, epoch ms.
+    pub start: i64,
+    /// Window end, epoch ms.
+    pub end: i64,
+    /// Lowercase hex SHA-256 of the window's rows.
+    pub digest: String,
+}
+
+/// The digests of a whole table (`digests.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDigest {
+    /// Lowercase hex SHA-256 over the window digests.
+    pub table: String,
+    /// One entry per window, ascending by (start, end).
+    pub windows: Vec<WindowDigest>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The row text hashed for one (key, aggregates), ending in `\n`.
+pub fn row_text(key: &str, agg: &Agg, scale: Scale) -> String {
+    let sum = agg
+        .sum
+        .map(|s| s.to_canonical(scale))
+        .unwrap_or_else(|| "overflow".into());
+    format!(
+        "{}:{key}|{}|{sum}|{}|{}\n",
+        key.len(),
+        agg.count,
+        agg.min.display(scale),
+        agg.max.display(scale)
+    )
+}
+
+/// Digests a table given in (window, key) order, as a `BTreeMap` iterates it.
+pub fn digest_table<'a>(
+    rows: impl IntoIterator<Item = (&'a (Window, String), &'a Agg)>,
+    scale: Scale,
+) -> TableDigest {
+    let mut windows = Vec::new();
+    let mut current: Option<(Window, Sha256)> = None;
+    let finish = |(window, hasher): (Window, Sha256)| WindowDigest {
+        start: window.start,
+        end: window.end,
+        digest: hex(&hasher.finalize()),
+    };
+    for ((window, key), agg) in rows {
+        match &mut current {
+            Some((w, hasher)) if w == window => hasher.update(row_text(key, agg, scale)),
+            _ => {
+                if let Some(done) = current.take() {
+                    windows.push(finish(done));
+                }
+                let mut hasher = Sha256::new();
+                hasher.update(row_text(key, agg, scale));
+                current = Some((*window, hasher));
+            }
+        }
+    }
+    windows.extend(current.map(finish));
+    let mut table = Sha256::new();
+    for w in &windows {
+        table.update(format!("{}:{}:{}\n", w.start, w.end, w.digest));
+    }
+    TableDigest {
+        table: hex(&table.finalize()),
+        windows,
+    }
+}
+
+/// Digests a `BTreeMap` table.
+pub fn digest_map(rows: &BTreeMap<(Window, String), Agg>, scale: Scale) -> TableDigest {
+    digest_table(rows, scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decimal::Decimal;
+
+    fn agg(count: u64, sum: i128, min: i128, max: i128) -> Agg {
+        Agg {
+            count,
+            sum: Some(Decimal(sum)),
+            min: Decimal(min),
+            max: Decimal(max),
+        }
+    }
+
+    fn sha(text: &str) -> String {
+        hex(&Sha256::digest(text.as_bytes()))
+    }
+
+    #[test]
+    fn known_answer_for_a_tiny_table() {
+        let scale = Scale::new(2).unwrap();
+        let w1 = Window {
+            start: 0,
+            end: 60_000,
+        };
+        let w2 = Window {
+            start: 60_000,
+            end: 120_000,
+        };
+        let mut rows = BTreeMap::new();
+        rows.insert((w1, "b".to_string()), agg(1, -5, -5, -5));
+        rows.insert((w1, "a".to_string()), agg(2, 3050, 1000, 2050));
+        rows.insert((w2, "é".to_string()), agg(1, 0, 0, 0));
+        let digest = digest_map(&rows, scale);
+        // Hand-written hash inputs: keys in byte order, byte lengths, canonical decimals.
+        let d1 = sha("1:a|2|30.5|10|20.5\n1:b|1|-0.05|-0.05|-0.05\n");
+        let d2 = sha("2:é|1|0|0|0\n");
+        assert_eq!(digest.windows[0].digest, d1);
+        assert_eq!(digest.windows[1].digest, d2);
+        assert_eq!(
+            digest.table,
+            sha(&format!("0:60000:{d1}\n60000:120000:{d2}\n"))
+        );
+        assert_eq!(
+            sha(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn empty_table_is_the_hash_of_nothing() {
+        let digest = digest_map(&BTreeMap::new(), Scale::DEFAULT);
+        assert!(digest.windows.is_empty());
+        assert_eq!(digest.table, sha(""));
+    }
+
+    #[test]
+    fn one_unit_changes_one_window_and_the_table() {
+        let w = |s| Window {
+            start: s,
+            end: s + 10,
+        };
+        let mut rows = BTreeMap::new();
+        for s in [0, 10, 20] {
+            rows.insert((w(s), "k".to_string()), agg(1, 7, 7, 7));
+        }
+        let before = digest_map(&rows, Scale::DEFAULT);
+        rows.insert((w(10), "k".to_string()), agg(1, 8, 8, 8));
+        let after = digest_map(&rows, Scale::DEFAULT);
+        assert_ne!(before.table, after.table);
+        let changed: Vec<_> = (0..3)
+            .filter(|i| before.windows[*i] != after.windows[*i])
+            .collect();
+        assert_eq!(changed, vec![1]);
+    }
+}

@@ -1,0 +1,50 @@
+//! Operators for windowed aggregates that stay correct when events arrive late, twice, or wrong.
+//!
+//! Each stage is a typed operator on differential-dataflow collections, so a pipeline is a DAG
+//! of them and a late event, a replay, a correction or a delete enters as an input delta that
+//! touches only the aggregates it changes:
+//!
+//! ```text
+//!  files ──source──▶ lines ──decode──▶ Event ─┬─▶ ResolveIds ──▶ current records
+//!    (byte range per worker)                  │   [exchange: hash(id)]       │
+//!                                             │                     AssignWindows
+//!                                             ▼                              │
+//!                                        DeadLetter              ((window, key), value)
+//!                                             │                              │
+//!                                             │                          Aggregate
+//!                                             │                 [exchange: hash(window, key)]
+//!                                             ▼                              ▼
+//!                                     dead_letter sink      Table ─▶ changelog, snapshot, digests
+//! ```
+//!
+//! - [`decimal`]: exact fixed-point values; [`time`]: event time and durations.
+//! - [`decode`]: JSON Lines and CSV lines into [`Event`]s, or a [`BadRecord`] reason.
+//! - [`source`]: input files, their split among workers, and their lines.
+//! - [`resolve`]: [`ResolveIds`], the current record per id (SPEC section 3).
+//! - [`window`]: [`AssignWindows`], tumbling and hopping windows (SPEC section 4).
+//! - [`aggregate`]: [`Aggregate`], count/sum/min/max per (window, key).
+//! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
+//! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
+//!
+//! The dataflow time is an internal batch number ([`event::Time`]); each epoch of the input
+//! owns a range of them, so the dataflow can work through a large epoch in bounded batches
+//! while outputs still change once per epoch.
+#![deny(missing_docs)]
+
+pub mod aggregate;
+pub mod decimal;
+pub mod decode;
+pub mod digest;
+pub mod event;
+pub mod resolve;
+pub mod sink;
+pub mod source;
+pub mod time;
+pub mod window;
+
+pub use aggregate::{Agg, AggRow, Aggregate};
+pub use decimal::{Decimal, Scale};
+pub use decode::{BadRecord, Decoder, FieldNames};
+pub use event::{DeadLetter, Event, Op, Position, Time};
+pub use resolve::ResolveIds;
+pub use window::{AssignWindows, Window, WindowSpec};

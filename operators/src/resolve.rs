@@ -1,0 +1,105 @@
+//! Id resolution: the current record of each id, maintained incrementally.
+//!
+//! Input: an append-only collection of records (each with diff `+1`; a replay is another
+//! record). Output: the collection of current records, one per id, including deletes: the
+//! record with the greatest `(version, position)` among all records of its id so far.
+//! Consumers skip deletes to aggregate; counting them gives the deleted ids.
+//!
+//! Per id the operator keeps only the current record, not its history: a new record either
+//! loses (a replay or stale version: no output at all) or wins, and then the operator emits
+//! the old current record's retraction and the new one's insertion at the new record's time.
+//! Records are exchanged by a hash of their id, so a delta for one id touches one worker and
+//! one entry. Within a time only the greatest record of each id is applied, so the outcome does
+//! not depend on arrival order.
+//!
+//! Input diffs other than positive ones are ignored: the input is a log of what producers
+//! sent, and nothing un-sends a record; a correction is a new record.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::event::{Event, Time};
+
+/// Resolves records to the current record per id.
+pub trait ResolveIds<'scope> {
+    /// The current record of each id (deletes included), updated as records arrive.
+    fn resolve_ids(self) -> VecCollection<'scope, Time, Event>;
+}
+
+/// An event stored by its id alone, so a set of them is a map from id to current record that
+/// stores each id once.
+#[derive(Debug)]
+struct ById(Event);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+impl Eq for ById {}
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.as_str().hash(state)
+    }
+}
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
+    fn resolve_ids(self) -> VecCollection<'scope, Time, Event> {
+        let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
+        self.inner
+            .unary_frontier(exchange, "ResolveIds", |_capability, _info| {
+                let mut current: HashSet<ById> = HashSet::new();
+                // Records waiting for their time to complete, with a capability to emit at it.
+                let mut pending: BTreeMap<Time, (Capability<Time>, Vec<Event>)> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|capability, data| {
+                        for (event, time, diff) in data.drain(..) {
+                            if diff > 0 {
+                                pending
+                                    .entry(time)
+                                    .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
+                                    .1
+                                    .push(event);
+                            }
+                        }
+                    });
+                    // Apply complete times in order: a time's records may supersede each other.
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (time, (capability, mut events)) = entry.remove_entry();
+                        // Only the greatest record of each id in this time can matter.
+                        events.sort_by(|a, b| {
+                            a.id.cmp(&b.id).then(b.precedence().cmp(&a.precedence()))
+                        });
+                        events.dedup_by(|later, first| later.id == first.id);
+                        let mut session = output.session(&capability);
+                        for event in events {
+                            match current.get(event.id.as_str()) {
+                                Some(old) if old.0.precedence() >= event.precedence() => {}
+                                _ => {
+                                    if let Some(old) = current.replace(ById(event.clone())) {
+                                        session.give((old.0, time, -1));
+                                    }
+                                    session.give((event, time, 1));
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+            .as_collection()
+    }
+}

@@ -1,0 +1,359 @@
+//! Sinks: the aggregate table as a changelog, a snapshot, digests; dead letters.
+//!
+//! A [`Table`] is the materialized aggregate table outside the dataflow. It takes each epoch's
+//! changes as a consolidated set of row retractions and insertions ([`Table::apply_epoch`]),
+//! writes them as changelog lines (retractions first, then insertions, each in
+//! (window_start, window_end, key) order, so output is byte-identical for any worker count),
+//! and checks that every retraction removes a row that is there: the changelog replays to
+//! the table exactly.
+//!
+//! Decimals are written canonically as JSON strings; times as RFC 3339 UTC with milliseconds.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::aggregate::{Agg, AggRow};
+use crate::decimal::Scale;
+use crate::digest::{TableDigest, digest_map};
+use crate::event::DeadLetter;
+use crate::time::format_millis;
+use crate::window::Window;
+
+/// A changelog line, or (without `epoch` and `diff`) a snapshot row.
+#[derive(Debug, Serialize)]
+pub struct RowOut<'a> {
+    /// The epoch of a changelog line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// `-1` retraction or `1` insertion, on a changelog line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<i8>,
+    /// Window start, RFC 3339.
+    pub window_start: String,
+    /// Window end, RFC 3339.
+    pub window_end: String,
+    /// Group key.
+    pub key: &'a str,
+    /// Record count.
+    pub count: u64,
+    /// Canonical decimal.
+    pub sum: String,
+    /// Canonical decimal.
+    pub min: String,
+    /// Canonical decimal.
+    pub max: String,
+    /// Canonical decimal, half-to-even.
+    pub mean: String,
+}
+
+/// Why an aggregate row cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A sum beyond 128-bit fixed point.
+    #[error("the sum of window {start} key `{key}` does not fit 128-bit fixed point at this scale")]
+    Overflow {
+        /// Window start, RFC 3339.
+        start: String,
+        /// The key.
+        key: String,
+    },
+    /// A change that does not apply: an internal error, never a data error.
+    #[error("internal error: epoch {epoch} {what} row window {start} key `{key}`")]
+    Inconsistent {
+        /// The epoch.
+        epoch: u64,
+        /// What went wrong.
+        what: &'static str,
+        /// Window start, RFC 3339.
+        start: String,
+        /// The key.
+        key: String,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl<'a> RowOut<'a> {
+    /// The output form of one row.
+    pub fn new(
+        window: &Window,
+        key: &'a str,
+        agg: &Agg,
+        scale: Scale,
+    ) -> Result<RowOut<'a>, SinkError> {
+        let overflow = || SinkError::Overflow {
+            start: format_millis(window.start),
+            key: key.to_owned(),
+        };
+        let sum = agg.sum.ok_or_else(overflow)?;
+        let mean = agg.mean().ok_or_else(overflow)?;
+        Ok(RowOut {
+            epoch: None,
+            diff: None,
+            window_start: format_millis(window.start),
+            window_end: format_millis(window.end),
+            key,
+            count: agg.count,
+            sum: sum.to_canonical(scale),
+            min: agg.min.to_canonical(scale),
+            max: agg.max.to_canonical(scale),
+            mean: mean.to_canonical(scale),
+        })
+    }
+}
+
+/// The snapshot file formats.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotFormat {
+    /// `snapshot.jsonl`.
+    JsonLines,
+    /// `snapshot.csv` with a header row.
+    Csv,
+}
+
+impl SnapshotFormat {
+    /// The snapshot's file name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            SnapshotFormat::JsonLines => "snapshot.jsonl",
+            SnapshotFormat::Csv => "snapshot.csv",
+        }
+    }
+}
+
+/// The aggregate table, as the changelog builds it.
+#[derive(Debug)]
+pub struct Table {
+    rows: BTreeMap<(Window, String), Agg>,
+    scale: Scale,
+}
+
+impl Table {
+    /// An empty table whose decimals print at `scale`.
+    pub fn new(scale: Scale) -> Self {
+        Table {
+            rows: BTreeMap::new(),
+            scale,
+        }
+    }
+
+    /// The rows, in (window, key) order.
+    pub fn rows(&self) -> &BTreeMap<(Window, String), Agg> {
+        &self.rows
+    }
+
+    /// Applies one epoch's changes and writes them as changelog lines to `out`.
+    ///
+    /// `changes` may hold several updates of one row; they are consolidated first, and rows
+    /// whose changes cancel write nothing.
+    pub fn apply_epoch(
+        &mut self,
+        epoch: u64,
+        changes: Vec<(AggRow, isize)>,
+        out: &mut impl Write,
+    ) -> Result<usize, SinkError> {
+        let mut net: BTreeMap<AggRow, isize> = BTreeMap::new();
+        for (row, diff) in changes {
+            *net.entry(row).or_default() += diff;
+        }
+        // Order: retractions, then insertions, each by (window, key, aggregates).
+        let mut retractions = Vec::new();
+        let mut insertions = Vec::new();
+        for (row, diff) in net {
+            match diff {
+                0 => {}
+                d if d < 0 => retractions.extend(std::iter::repeat_n(row, d.unsigned_abs())),
+                d => insertions.extend(std::iter::repeat_n(row, d.unsigned_abs())),
+            }
+        }
+        let inconsistent = |what, row: &AggRow| SinkError::Inconsistent {
+            epoch,
+            what,
+            start: format_millis(row.0.0.start),
+            key: row.0.1.clone(),
+        };
+        for row in &retractions {
+            if self.rows.get(&row.0) != Some(&row.1) {
+                return Err(inconsistent("retracts a missing", row));
+            }
+            self.rows.remove(&row.0);
+        }
+        for row in &insertions {
+            if self.rows.insert(row.0.clone(), row.1).is_some() {
+                return Err(inconsistent("inserts a second", row));
+            }
+        }
+        let mut lines = 0;
+        for (diff, rows) in [(-1, &retractions), (1, &insertions)] {
+            for ((window, key), agg) in rows {
+                let mut line = RowOut::new(window, key, agg, self.scale)?;
+                line.epoch = Some(epoch);
+                line.diff = Some(diff);
+                serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+                out.write_all(b"\n")?;
+                lines += 1;
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Writes the snapshot: one row per (window, key), sorted.
+    pub fn write_snapshot(&self, format: SnapshotFormat, out: impl Write) -> Result<(), SinkError> {
+        match format {
+            SnapshotFormat::JsonLines => {
+                let mut out = out;
+                for ((window, key), agg) in &self.rows {
+                    serde_json::to_writer(&mut out, &RowOut::new(window, key, agg, self.scale)?)
+                        .map_err(io::Error::from)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
+            SnapshotFormat::Csv => {
+                let mut csv = csv::Writer::from_writer(out);
+                csv.write_record([
+                    "window_start",
+                    "window_end",
+                    "key",
+                    "count",
+                    "sum",
+                    "min",
+                    "max",
+                    "mean",
+                ])
+                .map_err(csv_error)?;
+                for ((window, key), agg) in &self.rows {
+                    let row = RowOut::new(window, key, agg, self.scale)?;
+                    csv.write_record([
+                        row.window_start.as_str(),
+                        row.window_end.as_str(),
+                        row.key,
+                        &row.count.to_string(),
+                        &row.sum,
+                        &row.min,
+                        &row.max,
+                        &row.mean,
+                    ])
+                    .map_err(csv_error)?;
+                }
+                csv.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The table's digests.
+    pub fn digest(&self) -> TableDigest {
+        digest_map(&self.rows, self.scale)
+    }
+}
+
+fn csv_error(error: csv::Error) -> SinkError {
+    SinkError::Io(io::Error::other(error))
+}
+
+/// The dead-letter line form.
+#[derive(Debug, Serialize)]
+struct DeadLetterOut<'a> {
+    source: &'a str,
+    epoch: u64,
+    offset: u64,
+    line: u64,
+    reason: &'a str,
+    raw: &'a str,
+}
+
+/// Writes one dead letter as a JSON line.
+pub fn write_dead_letter(dead: &DeadLetter, out: &mut impl Write) -> io::Result<()> {
+    let line = DeadLetterOut {
+        source: &dead.source,
+        epoch: dead.position.epoch,
+        offset: dead.position.offset,
+        line: dead.line,
+        reason: &dead.reason,
+        raw: &dead.raw,
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decimal::Decimal;
+
+    fn row(start: i64, key: &str, count: u64, sum: i128) -> AggRow {
+        (
+            (
+                Window {
+                    start,
+                    end: start + 60_000,
+                },
+                key.into(),
+            ),
+            Agg {
+                count,
+                sum: Some(Decimal(sum)),
+                min: Decimal(sum),
+                max: Decimal(sum),
+            },
+        )
+    }
+
+    #[test]
+    fn changelog_lines_are_consolidated_and_ordered() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let mut out = Vec::new();
+        table
+            .apply_epoch(
+                0,
+                vec![(row(0, "b", 1, 1), 1), (row(0, "a", 1, 2_500_000), 1)],
+                &mut out,
+            )
+            .unwrap();
+        let changes = vec![
+            (row(0, "b", 1, 1), -1),
+            (row(0, "b", 2, 2), 1),
+            (row(0, "x", 1, 1), 1),
+            (row(0, "x", 1, 1), -1),
+        ];
+        table.apply_epoch(1, changes, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[0],
+            r#"{"epoch":0,"diff":1,"window_start":"1970-01-01T00:00:00.000Z","window_end":"1970-01-01T00:01:00.000Z","key":"a","count":1,"sum":"2.5","min":"2.5","max":"2.5","mean":"2.5"}"#
+        );
+        assert!(lines[2].starts_with(r#"{"epoch":1,"diff":-1,"#));
+        assert!(lines[3].contains(r#""key":"b","count":2,"sum":"0.000002""#));
+        assert_eq!(table.rows().len(), 2);
+    }
+
+    #[test]
+    fn a_retraction_of_a_missing_row_is_an_internal_error() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let err = table
+            .apply_epoch(0, vec![(row(0, "a", 1, 1), -1)], &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(err, SinkError::Inconsistent { .. }));
+    }
+
+    #[test]
+    fn csv_snapshot_quotes_keys() {
+        let mut table = Table::new(Scale::DEFAULT);
+        table
+            .apply_epoch(0, vec![(row(0, "a,\"b\"", 1, 1), 1)], &mut Vec::new())
+            .unwrap();
+        let mut out = Vec::new();
+        table.write_snapshot(SnapshotFormat::Csv, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "window_start,window_end,key,count,sum,min,max,mean\n\
+             1970-01-01T00:00:00.000Z,1970-01-01T00:01:00.000Z,\"a,\"\"b\"\"\",1,0.000001,0.000001,0.000001,0.000001\n"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! `--explain`: the dataflow graph of a pipeline, as timely builds it.
+//!
+//! The graph is not a hand-written description: the pipeline's dataflow is built on one
+//! worker with timely's logging on, and the operators and channels it logs are printed, with
+//! the points where records are exchanged between workers (and by what) marked.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use timely::logging::{TimelyEvent, TimelyEventBuilder};
+
+use crate::aggregate;
+use crate::config::AggregateConfig;
+
+/// Where an operator exchanges its input between workers, by its name.
+fn exchange_of(name: &str) -> Option<&'static str> {
+    match name {
+        "ResolveIds" => Some("hash(id)"),
+        n if n.starts_with("Arrange") => Some("hash(window, key)"),
+        _ => None,
+    }
+}
+
+/// What each operator of the aggregate pipeline is for, by its name.
+fn role_of(name: &str) -> &'static str {
+    match name {
+        "Input" => "records fed by this worker's reader",
+        "ResolveIds" => "current record per id: greatest (version, position)",
+        "CountIds" => "ids current / deleted, pre-counted per worker",
+        "FlatMap" => "assign windows to current non-deleted records",
+        "Reduce" => "count, sum, min, max per (window, key)",
+        "Capture" => "sink: changelog, snapshot, digests, dead letters",
+        "Probe" => "backpressure: readers wait for the dataflow",
+        n if n.starts_with("Arrange") => "index values by (window, key)",
+        _ => "",
+    }
+}
+
+/// The graph of the aggregate pipeline for `config`.
+pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
+    type Graph = (BTreeMap<usize, String>, Vec<(usize, usize)>);
+    let window = config.window;
+    let result = timely::execute_directly(move |worker| {
+        let logged: Rc<RefCell<Graph>> = Rc::default();
+        let sink = Rc::clone(&logged);
+        if let Some(mut register) = worker.log_register() {
+            register.insert::<TimelyEventBuilder, _>("timely", move |_time, data| {
+                let Some(events) = data else { return };
+                let mut graph = sink.borrow_mut();
+                for (_, event) in events.iter() {
+                    match event {
+                        // Operators directly inside the dataflow (address [dataflow, index]).
+                        TimelyEvent::Operates(op) if op.addr.len() == 2 => {
+                            graph.0.insert(op.addr[1], op.name.clone());
+                        }
+                        TimelyEvent::Channels(ch) if ch.scope_addr.len() == 1 => {
+                            graph.1.push((ch.source.0, ch.target.0));
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        let (probe, inputs) = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
+            let (inputs, output) = aggregate::build(scope, window);
+            let (probe, _) = output.probe();
+            (probe, inputs)
+        });
+        drop(inputs);
+        worker.step_while(|| !probe.done());
+        if let Some(mut register) = worker.log_register() {
+            register.remove("timely");
+        }
+        logged.take()
+    });
+    let (operators, mut edges) = result;
+    edges.sort();
+    edges.dedup();
+    let name = |index: &usize| operators.get(index).map(String::as_str).unwrap_or("?");
+    let mut text = String::new();
+    writeln!(
+        text,
+        "amend aggregate --window {} --workers {}: dataflow graph",
+        config.window, config.workers
+    )?;
+    writeln!(
+        text,
+        "Every worker runs this graph; each reads its own byte range of every input file.\n"
+    )?;
+    writeln!(text, "operators:")?;
+    for (index, op) in &operators {
+        let role = role_of(op);
+        let exchange = exchange_of(op)
+            .map(|by| format!("  [input exchanged between workers by {by}]"))
+            .unwrap_or_default();
+        writeln!(text, "  {index:>3}  {op:<24} {role}{exchange}")?;
+    }
+    writeln!(text, "\nedges:")?;
+    for (from, to) in &edges {
+        let how = match exchange_of(name(to)) {
+            Some(by) => format!("exchange by {by}"),
+            None => "pipeline (same worker)".to_string(),
+        };
+        writeln!(
+            text,
+            "  {from:>3} {:<24} -> {to:>3} {:<24} {how}",
+            name(from),
+            name(to)
+        )?;
+    }
+    Ok(text)
+}

@@ -1,0 +1,72 @@
+//! amend's pipelines and command line.
+//!
+//! `operators` holds the semantics; this crate turns command-line flags into a validated
+//! [`config::AggregateConfig`], composes operators into pipelines, runs them on timely workers,
+//! and writes their outputs. One module per pipeline:
+//!
+//! - [`aggregate`]: `amend aggregate`, windowed aggregates with a changelog, a snapshot,
+//!   dead letters, digests and a summary.
+//! - [`r#gen`]: `amend gen`, deterministic synthetic event histories.
+
+pub mod aggregate;
+pub mod cli;
+pub mod config;
+pub mod explain;
+pub mod r#gen;
+mod output;
+mod progress;
+
+/// A usage error: a flag value that cannot be used. Exits with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs one command.
+pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Aggregate(args) => {
+            let config = config::AggregateConfig::from_args(&args)?;
+            if args.explain {
+                print!("{}", explain::explain(&config)?);
+                return Ok(());
+            }
+            let summary = aggregate::run(&config)?;
+            println!("{}", summary.paragraph(&config));
+            Ok(())
+        }
+        cli::Command::Gen(args) => {
+            let report = r#gen::run(&args)?;
+            println!(
+                "amend gen: wrote {} lines to {} and {} lines to {} ({} bad lines in all)",
+                report.event_lines,
+                report.events_path.display(),
+                report.correction_lines,
+                report.corrections_path.display(),
+                report.bad_lines
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The error and its causes on one line.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text.replace('\n', " ")
+}
+
+/// The exit code for an error: 2 for usage errors, 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<UsageError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
