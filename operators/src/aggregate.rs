@@ -1,19 +1,25 @@
 //! Aggregates per (window, key): count, sum, min and max, exact and order-independent.
 //!
 //! Input: `((window, key), value)` with diffs (a retracted record retracts its value).
-//! Output: one [`Agg`] row per (window, key) that has values, updated as values come and go; a
-//! group whose last value is retracted has no row. All arithmetic is on fixed-point integers,
-//! so a row is bit-identical for any worker count, batching and arrival order.
+//! Output: one [`Agg`] row per (window, key) that has values, updated as values come and go: when
+//! a time's changes to a group are applied, the group's old row is retracted and its new row
+//! inserted at that time; a group whose last value is retracted has no row, and changes that
+//! cancel out emit nothing. All arithmetic is on fixed-point integers, so a row is
+//! bit-identical for any worker count, batching and arrival order.
 //!
-//! The rows are computed by a differential `reduce` over each group's values, which sees them
-//! sorted with their multiplicities: min and max are the ends, count and sum a pass over them.
-//! A change to one group recomputes that group only.
+//! Updates are exchanged by a hash of (window, key). Each group keeps its count, its sum and
+//! its distinct values with multiplicities in a sorted vector, so a change costs a binary
+//! search in its own group — not a rescan of the group, and nothing for other groups. Only
+//! the group's current row is kept, never its history.
 
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
 
 use crate::decimal::Decimal;
 use crate::event::Time;
+use crate::stash::Stash;
 use crate::window::{Window, WindowedValue};
 
 /// The aggregates of one (window, key).
@@ -35,52 +41,128 @@ impl Agg {
         Decimal::mean(self.sum?, self.count)
     }
 
-    /// The aggregates of values with multiplicities, ascending; `None` if there are none.
-    pub fn of_sorted<'a>(values: impl IntoIterator<Item = (&'a Decimal, i64)>) -> Option<Agg> {
-        let mut agg: Option<Agg> = None;
+    /// The aggregates of values with multiplicities; `None` if there are none.
+    pub fn of<'a>(values: impl IntoIterator<Item = (&'a Decimal, i64)>) -> Option<Agg> {
+        let mut group = Group::default();
         for (value, count) in values {
-            if count <= 0 {
-                continue;
-            }
-            let sum = value.checked_mul_int(count);
-            match &mut agg {
-                None => {
-                    agg = Some(Agg {
-                        count: count as u64,
-                        sum,
-                        min: *value,
-                        max: *value,
-                    })
-                }
-                Some(agg) => {
-                    agg.count += count as u64;
-                    agg.sum = agg.sum.zip(sum).and_then(|(a, b)| a.checked_add(b));
-                    agg.min = agg.min.min(*value);
-                    agg.max = agg.max.max(*value);
-                }
-            }
+            group.update(*value, count);
         }
-        agg
+        group.agg()
     }
 }
 
 /// One row of the aggregate table.
 pub type AggRow = ((Window, String), Agg);
 
+/// The state of one group: its values with multiplicities, and running count and sum.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    /// Distinct values, ascending, each with a positive multiplicity.
+    values: Vec<(Decimal, i64)>,
+    count: i64,
+    /// The exact sum, or `None` while it does not fit (then recomputed on each change).
+    sum: Option<i128>,
+}
+
+impl Group {
+    fn update(&mut self, value: Decimal, diff: i64) {
+        match self.values.binary_search_by(|(v, _)| v.cmp(&value)) {
+            Ok(at) => {
+                self.values[at].1 += diff;
+                if self.values[at].1 == 0 {
+                    self.values.remove(at);
+                }
+            }
+            Err(at) => self.values.insert(at, (value, diff)),
+        }
+        self.count += diff;
+        // The running sum is the exact sum of the current values whenever it is `Some`; once it
+        // does not fit, it is recomputed until it fits again.
+        let delta = value.0.checked_mul(i128::from(diff));
+        self.sum = match (self.sum, delta) {
+            (Some(sum), Some(delta)) => sum.checked_add(delta),
+            _ => self.exact_sum(),
+        };
+    }
+
+    /// The sum recomputed from the values, `None` if it does not fit.
+    fn exact_sum(&self) -> Option<i128> {
+        self.values.iter().try_fold(0i128, |sum, (v, n)| {
+            sum.checked_add(v.0.checked_mul(i128::from(*n))?)
+        })
+    }
+
+    fn agg(&self) -> Option<Agg> {
+        let (min, max) = (self.values.first()?, self.values.last()?);
+        // Multiplicities below zero mean retractions of values never inserted: not a table.
+        if self.count <= 0 || self.values.iter().any(|(_, n)| *n < 0) {
+            return None;
+        }
+        Some(Agg {
+            count: self.count as u64,
+            sum: self.sum.map(Decimal),
+            min: min.0,
+            max: max.0,
+        })
+    }
+}
+
 /// Computes the aggregate table.
 pub trait Aggregate<'scope> {
-    /// One [`Agg`] per (window, key) with values.
+    /// One [`Agg`] per (window, key) with values, maintained incrementally.
     fn aggregate(self) -> VecCollection<'scope, Time, AggRow>;
 }
 
 impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
     fn aggregate(self) -> VecCollection<'scope, Time, AggRow> {
-        self.reduce(|_group, values, output| {
-            let values = values.iter().map(|(v, n)| (*v, *n as i64));
-            if let Some(agg) = Agg::of_sorted(values) {
-                output.push((agg, 1));
-            }
-        })
+        let exchange = Exchange::new(|update: &(WindowedValue, Time, isize)| (update.0).0.hashed());
+        self.inner
+            .unary_frontier(exchange, "Aggregate", |_capability, _info| {
+                let mut groups: foldhash::HashMap<(Window, String), Group> =
+                    foldhash::HashMap::default();
+                let mut pending = Stash::default();
+                move |(input, frontier), output| {
+                    input.for_each(|capability, data| {
+                        for (update, time, diff) in data.drain(..) {
+                            pending.push(&capability, time, (update, diff));
+                        }
+                    });
+                    while let Some((time, capability, mut updates)) = pending.pop_complete(frontier)
+                    {
+                        // Group the time's updates so each group's old row is read once.
+                        updates.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+                        let mut session = output.session(&capability);
+                        let mut updates = updates.into_iter().peekable();
+                        while let Some(((key, value), diff)) = updates.next() {
+                            if !groups.contains_key(&key) {
+                                groups.insert(key.clone(), Group::default());
+                            }
+                            let group = groups.get_mut(&key).expect("inserted above");
+                            let before = group.agg();
+                            group.update(value, diff as i64);
+                            while let Some(((_, value), diff)) =
+                                updates.next_if(|((next, _), _)| *next == key)
+                            {
+                                group.update(value, diff as i64);
+                            }
+                            let after = group.agg();
+                            if group.values.is_empty() {
+                                groups.remove(&key);
+                            }
+                            if before == after {
+                                continue;
+                            }
+                            if let Some(old) = before {
+                                session.give(((key.clone(), old), time, -1));
+                            }
+                            if let Some(new) = after {
+                                session.give(((key, new), time, 1));
+                            }
+                        }
+                    }
+                }
+            })
+            .as_collection()
     }
 }
 
@@ -91,19 +173,42 @@ mod tests {
     #[test]
     fn aggregates_values_with_multiplicities() {
         let (a, b) = (Decimal(-5), Decimal(20));
-        let agg = Agg::of_sorted([(&a, 1), (&b, 2)]).unwrap();
+        let agg = Agg::of([(&a, 1), (&b, 2)]).unwrap();
         assert_eq!(agg.count, 3);
         assert_eq!(agg.sum, Some(Decimal(35)));
         assert_eq!((agg.min, agg.max), (a, b));
         assert_eq!(agg.mean(), Some(Decimal(12)));
-        assert_eq!(Agg::of_sorted([(&a, 0)]), None);
+        assert_eq!(Agg::of([(&a, 0)]), None);
+        assert_eq!(Agg::of([(&a, 1), (&a, -1)]), None);
     }
 
     #[test]
-    fn sum_overflow_is_reported_not_wrapped() {
+    fn retractions_update_min_max_and_sum() {
+        let mut group = Group::default();
+        for v in [5, 1, 9, 1] {
+            group.update(Decimal(v), 1);
+        }
+        group.update(Decimal(1), -1);
+        group.update(Decimal(9), -1);
+        let agg = group.agg().unwrap();
+        assert_eq!(
+            (agg.count, agg.sum, agg.min, agg.max),
+            (2, Some(Decimal(6)), Decimal(1), Decimal(5))
+        );
+        group.update(Decimal(1), -1);
+        group.update(Decimal(5), -1);
+        assert_eq!(group.agg(), None);
+        assert!(group.values.is_empty());
+    }
+
+    #[test]
+    fn sum_overflow_is_reported_not_wrapped_and_recovers() {
         let big = Decimal(i128::MAX / 2 + 1);
-        let agg = Agg::of_sorted([(&big, 2)]).unwrap();
-        assert_eq!(agg.sum, None);
-        assert_eq!(agg.mean(), None);
+        let mut group = Group::default();
+        group.update(big, 2);
+        assert_eq!(group.agg().unwrap().sum, None);
+        assert_eq!(group.agg().unwrap().mean(), None);
+        group.update(big, -1);
+        assert_eq!(group.agg().unwrap().sum, Some(big));
     }
 }

@@ -39,6 +39,7 @@ pub mod event;
 pub mod resolve;
 pub mod sink;
 pub mod source;
+mod stash;
 pub mod time;
 pub mod window;
 

@@ -9,22 +9,22 @@
 //! loses (a replay or stale version: no output at all) or wins, and then the operator emits
 //! the old current record's retraction and the new one's insertion at the new record's time.
 //! Records are exchanged by a hash of their id, so a delta for one id touches one worker and
-//! one entry. Within a time only the greatest record of each id is applied, so the outcome does
-//! not depend on arrival order.
+//! one entry. Within a time, each record that beats the id's current record replaces it, so
+//! the net output of the time is the same in any arrival order.
 //!
 //! Input diffs other than positive ones are ignored: the input is a log of what producers
 //! sent, and nothing un-sends a record; a correction is a new record.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::event::{Event, Time};
+use crate::stash::Stash;
 
 /// Resolves records to the current record per id.
 pub trait ResolveIds<'scope> {
@@ -59,32 +59,19 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
         let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
         self.inner
             .unary_frontier(exchange, "ResolveIds", |_capability, _info| {
-                let mut current: HashSet<ById> = HashSet::new();
-                // Records waiting for their time to complete, with a capability to emit at it.
-                let mut pending: BTreeMap<Time, (Capability<Time>, Vec<Event>)> = BTreeMap::new();
+                let mut current: HashSet<ById, foldhash::fast::RandomState> = HashSet::default();
+                // Records waiting for their time to complete.
+                let mut pending = Stash::default();
                 move |(input, frontier), output| {
                     input.for_each(|capability, data| {
                         for (event, time, diff) in data.drain(..) {
                             if diff > 0 {
-                                pending
-                                    .entry(time)
-                                    .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
-                                    .1
-                                    .push(event);
+                                pending.push(&capability, time, event);
                             }
                         }
                     });
                     // Apply complete times in order: a time's records may supersede each other.
-                    while let Some(entry) = pending.first_entry() {
-                        if frontier.less_equal(entry.key()) {
-                            break;
-                        }
-                        let (time, (capability, mut events)) = entry.remove_entry();
-                        // Only the greatest record of each id in this time can matter.
-                        events.sort_by(|a, b| {
-                            a.id.cmp(&b.id).then(b.precedence().cmp(&a.precedence()))
-                        });
-                        events.dedup_by(|later, first| later.id == first.id);
+                    while let Some((time, capability, events)) = pending.pop_complete(frontier) {
                         let mut session = output.session(&capability);
                         for event in events {
                             match current.get(event.id.as_str()) {

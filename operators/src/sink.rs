@@ -21,15 +21,9 @@ use crate::event::DeadLetter;
 use crate::time::format_millis;
 use crate::window::Window;
 
-/// A changelog line, or (without `epoch` and `diff`) a snapshot row.
-#[derive(Debug, Serialize)]
+/// The text fields of a snapshot row.
+#[derive(Debug)]
 pub struct RowOut<'a> {
-    /// The epoch of a changelog line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub epoch: Option<u64>,
-    /// `-1` retraction or `1` insertion, on a changelog line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<i8>,
     /// Window start, RFC 3339.
     pub window_start: String,
     /// Window end, RFC 3339.
@@ -91,8 +85,6 @@ impl<'a> RowOut<'a> {
         let sum = agg.sum.ok_or_else(overflow)?;
         let mean = agg.mean().ok_or_else(overflow)?;
         Ok(RowOut {
-            epoch: None,
-            diff: None,
             window_start: format_millis(window.start),
             window_end: format_millis(window.end),
             key,
@@ -152,50 +144,35 @@ impl Table {
     pub fn apply_epoch(
         &mut self,
         epoch: u64,
-        changes: Vec<(AggRow, isize)>,
+        mut changes: Vec<(AggRow, isize)>,
         out: &mut impl Write,
     ) -> Result<usize, SinkError> {
-        let mut net: BTreeMap<AggRow, isize> = BTreeMap::new();
-        for (row, diff) in changes {
-            *net.entry(row).or_default() += diff;
-        }
-        // Order: retractions, then insertions, each by (window, key, aggregates).
-        let mut retractions = Vec::new();
-        let mut insertions = Vec::new();
-        for (row, diff) in net {
-            match diff {
-                0 => {}
-                d if d < 0 => retractions.extend(std::iter::repeat_n(row, d.unsigned_abs())),
-                d => insertions.extend(std::iter::repeat_n(row, d.unsigned_abs())),
-            }
-        }
+        // Sorted by (window, key, aggregates), with one net diff per row.
+        differential_dataflow::consolidation::consolidate(&mut changes);
         let inconsistent = |what, row: &AggRow| SinkError::Inconsistent {
             epoch,
             what,
             start: format_millis(row.0.0.start),
             key: row.0.1.clone(),
         };
-        for row in &retractions {
-            if self.rows.get(&row.0) != Some(&row.1) {
+        let mut writer = RowWriter::new(self.scale);
+        let mut lines = 0;
+        // Retractions first, then insertions.
+        for (row, diff) in changes.iter().filter(|(_, diff)| *diff < 0) {
+            if *diff != -1 || self.rows.get(&row.0) != Some(&row.1) {
                 return Err(inconsistent("retracts a missing", row));
             }
             self.rows.remove(&row.0);
+            writer.write(out, Some((epoch, -1)), &row.0.0, &row.0.1, &row.1)?;
+            lines += 1;
         }
-        for row in &insertions {
-            if self.rows.insert(row.0.clone(), row.1).is_some() {
-                return Err(inconsistent("inserts a second", row));
+        for (row, diff) in changes.into_iter().filter(|(_, diff)| *diff > 0) {
+            writer.write(out, Some((epoch, 1)), &row.0.0, &row.0.1, &row.1)?;
+            lines += 1;
+            if diff != 1 || self.rows.contains_key(&row.0) {
+                return Err(inconsistent("inserts a second", &row));
             }
-        }
-        let mut lines = 0;
-        for (diff, rows) in [(-1, &retractions), (1, &insertions)] {
-            for ((window, key), agg) in rows {
-                let mut line = RowOut::new(window, key, agg, self.scale)?;
-                line.epoch = Some(epoch);
-                line.diff = Some(diff);
-                serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
-                out.write_all(b"\n")?;
-                lines += 1;
-            }
+            self.rows.insert(row.0, row.1);
         }
         Ok(lines)
     }
@@ -205,10 +182,9 @@ impl Table {
         match format {
             SnapshotFormat::JsonLines => {
                 let mut out = out;
+                let mut writer = RowWriter::new(self.scale);
                 for ((window, key), agg) in &self.rows {
-                    serde_json::to_writer(&mut out, &RowOut::new(window, key, agg, self.scale)?)
-                        .map_err(io::Error::from)?;
-                    out.write_all(b"\n")?;
+                    writer.write(&mut out, None, window, key, agg)?;
                 }
                 out.flush()?;
             }
@@ -248,6 +224,69 @@ impl Table {
     /// The table's digests.
     pub fn digest(&self) -> TableDigest {
         digest_map(&self.rows, self.scale)
+    }
+}
+
+/// Writes changelog and snapshot lines as JSON without building them in memory; rows come in
+/// window order, so the last window's RFC 3339 bounds are formatted once and reused.
+struct RowWriter {
+    scale: Scale,
+    window: Option<(Window, String, String)>,
+}
+
+impl RowWriter {
+    fn new(scale: Scale) -> Self {
+        RowWriter {
+            scale,
+            window: None,
+        }
+    }
+
+    fn write(
+        &mut self,
+        out: &mut impl Write,
+        change: Option<(u64, i8)>,
+        window: &Window,
+        key: &str,
+        agg: &Agg,
+    ) -> Result<(), SinkError> {
+        let overflow = || SinkError::Overflow {
+            start: format_millis(window.start),
+            key: key.to_owned(),
+        };
+        let (sum, mean) = (
+            agg.sum.ok_or_else(overflow)?,
+            agg.mean().ok_or_else(overflow)?,
+        );
+        if self.window.as_ref().is_none_or(|(w, _, _)| w != window) {
+            self.window = Some((
+                *window,
+                format_millis(window.start),
+                format_millis(window.end),
+            ));
+        }
+        let (_, start, end) = self.window.as_ref().expect("set above");
+        if let Some((epoch, diff)) = change {
+            write!(out, "{{\"epoch\":{epoch},\"diff\":{diff},")?;
+        } else {
+            out.write_all(b"{")?;
+        }
+        write!(
+            out,
+            "\"window_start\":\"{start}\",\"window_end\":\"{end}\",\"key\":"
+        )?;
+        serde_json::to_writer(&mut *out, key).map_err(io::Error::from)?;
+        let scale = self.scale;
+        writeln!(
+            out,
+            ",\"count\":{},\"sum\":\"{}\",\"min\":\"{}\",\"max\":\"{}\",\"mean\":\"{}\"}}",
+            agg.count,
+            sum.display(scale),
+            agg.min.display(scale),
+            agg.max.display(scale),
+            mean.display(scale),
+        )?;
+        Ok(())
     }
 }
 

@@ -104,44 +104,34 @@ impl WindowSpec {
         }
     }
 
-    /// Calls `f` with each window `ts` falls in, in ascending order. Session windows are not
-    /// a per-record assignment and call nothing.
-    pub fn for_each_window(&self, ts: Millis, mut f: impl FnMut(Window)) {
-        match *self {
+    /// The windows `ts` falls in, in ascending order, without allocating. Session windows are
+    /// not a per-record assignment and give none.
+    pub fn windows_of(&self, ts: Millis) -> impl Iterator<Item = Window> + use<> {
+        let (size, slide, first, last) = match *self {
             WindowSpec::Tumbling { size } => {
                 let start = ts.div_euclid(size) * size;
-                f(Window {
-                    start,
-                    end: start + size,
-                });
+                (size, size, start, start)
             }
             WindowSpec::Hop { size, slide } => {
-                // The last start at or before ts, then back while the window still holds ts.
+                // The last start at or before ts, and the first whose window still holds ts.
                 let last = ts.div_euclid(slide) * slide;
-                let mut first = last;
-                while first - slide > ts - size {
-                    first -= slide;
-                }
-                let mut start = first;
-                while start <= last {
-                    if ts < start + size {
-                        f(Window {
-                            start,
-                            end: start + size,
-                        });
-                    }
-                    start += slide;
-                }
+                let first = (ts - size).div_euclid(slide) * slide + slide;
+                (size, slide, first, last)
             }
-            WindowSpec::Session { .. } => {}
-        }
+            WindowSpec::Session { .. } => (1, 1, 0, -1),
+        };
+        (0..)
+            .map(move |i| first + i * slide)
+            .take_while(move |start| *start <= last)
+            .map(move |start| Window {
+                start,
+                end: start + size,
+            })
     }
 
     /// The windows `ts` falls in, ascending.
     pub fn windows(&self, ts: Millis) -> Vec<Window> {
-        let mut out = Vec::new();
-        self.for_each_window(ts, |w| out.push(w));
-        out
+        self.windows_of(ts).collect()
     }
 }
 
@@ -172,13 +162,11 @@ pub trait AssignWindows<'scope> {
 impl<'scope> AssignWindows<'scope> for VecCollection<'scope, Time, Event> {
     fn assign_windows(self, spec: WindowSpec) -> VecCollection<'scope, Time, WindowedValue> {
         self.flat_map(move |event| {
-            let mut out = Vec::new();
-            if event.op == Op::Upsert {
-                spec.for_each_window(event.ts, |w| {
-                    out.push(((w, event.key.clone()), event.value))
-                });
-            }
-            out
+            let windows = (event.op == Op::Upsert).then(|| spec.windows_of(event.ts));
+            windows
+                .into_iter()
+                .flatten()
+                .map(move |window| ((window, event.key.clone()), event.value))
         })
     }
 }

@@ -7,6 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Dataflow batches are large and short-lived; mimalloc reuses their memory instead of mapping
+// and faulting in fresh pages for each one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match amend::cli::Cli::try_parse() {
         Ok(cli) => cli,

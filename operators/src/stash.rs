@@ -1,0 +1,46 @@
+//! Updates held until their time is complete, for operators that act once per time.
+
+use std::collections::BTreeMap;
+
+use timely::dataflow::operators::{Capability, InputCapability};
+use timely::progress::frontier::MutableAntichain;
+
+use crate::event::Time;
+
+/// Items waiting for their time to pass the input frontier, each time with a capability to
+/// emit at it. Times are released in ascending order.
+pub(crate) struct Stash<D> {
+    pending: BTreeMap<Time, (Capability<Time>, Vec<D>)>,
+}
+
+impl<D> Default for Stash<D> {
+    fn default() -> Self {
+        Stash {
+            pending: BTreeMap::new(),
+        }
+    }
+}
+
+impl<D> Stash<D> {
+    /// Holds `item` for `time`, which the input capability must not be later than.
+    pub(crate) fn push(&mut self, capability: &InputCapability<Time>, time: Time, item: D) {
+        self.pending
+            .entry(time)
+            .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
+            .1
+            .push(item);
+    }
+
+    /// The earliest held time if the frontier has passed it, with its capability and items.
+    pub(crate) fn pop_complete(
+        &mut self,
+        frontier: &MutableAntichain<Time>,
+    ) -> Option<(Time, Capability<Time>, Vec<D>)> {
+        let entry = self.pending.first_entry()?;
+        if frontier.less_equal(entry.key()) {
+            return None;
+        }
+        let (time, (capability, items)) = entry.remove_entry();
+        Some((time, capability, items))
+    }
+}
