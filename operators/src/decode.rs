@@ -310,10 +310,7 @@ impl Decoder {
             let (result, read, wrote, ended) =
                 self.csv
                     .read_record(input, &mut self.cells[out_at..], &mut self.ends[end_at..]);
-            // Field ends are relative to the start of the output buffer of each call.
-            for end in &mut self.ends[end_at..end_at + ended] {
-                *end += out_at;
-            }
+            // Field ends count from the start of the row, across calls.
             input = &input[read..];
             out_at += wrote;
             end_at += ended;
@@ -322,7 +319,7 @@ impl Decoder {
                 ReadRecordResult::Record => {
                     if !input.is_empty() {
                         return Err(BadRecord::Csv(
-                            "a quoted field contains a line break; records must be one per line"
+                            "the row holds a line break (CR) outside quotes; records must be one per line"
                                 .into(),
                         ));
                     }
@@ -642,5 +639,241 @@ impl<'de> Visitor<'de> for NameSeed {
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos() -> Position {
+        Position {
+            epoch: 1,
+            file: 2,
+            offset: 3,
+        }
+    }
+
+    fn json(line: &str) -> Result<Event, BadRecord> {
+        Decoder::new(FieldNames::default(), Scale::DEFAULT).decode_json(line.as_bytes(), pos())
+    }
+
+    fn reason(line: &str) -> String {
+        json(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn decodes_a_full_record() {
+        let event = json(
+            r#"{"id":"a","key":"k","ts":"2026-11-20T10:15:00.5Z","value":-12.25,"op":"delete","version":3,"source":"pos-1","seq":9,"extra":[1,{"x":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(event.id, "a");
+        assert_eq!(event.key, "k");
+        assert_eq!(event.ts, 1_795_169_700_500);
+        assert_eq!(event.value, Decimal(-12_250_000));
+        assert_eq!(event.op, Op::Delete);
+        assert_eq!(event.version, 3);
+        assert_eq!(event.source.as_deref(), Some("pos-1"));
+        assert_eq!(event.seq, Some(9));
+        assert_eq!(event.position, pos());
+    }
+
+    #[test]
+    fn defaults_integer_ids_escapes_and_nulls() {
+        let event =
+            json(r#"{"id":42,"key":"a\"b\u00e9","ts":1000,"value":1e2,"op":null,"version":null}"#)
+                .unwrap();
+        assert_eq!(event.id, "42");
+        assert_eq!(event.key, "a\"bé");
+        assert_eq!(event.ts, 1000);
+        assert_eq!(event.value, Decimal(100_000_000));
+        assert_eq!(
+            (event.op, event.version, event.source, event.seq),
+            (Op::Upsert, 0, None, None)
+        );
+        // The same id as a string and as an integer.
+        assert_eq!(
+            json(r#"{"id":"42","key":"k","ts":0,"value":0}"#)
+                .unwrap()
+                .id,
+            "42"
+        );
+    }
+
+    #[test]
+    fn each_bad_record_kind_has_a_clear_reason() {
+        let cases = [
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":1"#,
+                "invalid JSON: EOF while parsing an object at column",
+            ),
+            ("not json", "invalid JSON: expected ident at column 2"),
+            (
+                r#"{"id":"a"} trailing"#,
+                "invalid JSON: trailing characters at column",
+            ),
+            ("[1,2]", "line is JSON but not an object"),
+            (
+                r#"{"key":"k","ts":0,"value":1}"#,
+                "missing required field `id`",
+            ),
+            (
+                r#"{"id":"a","ts":0,"value":1}"#,
+                "missing required field `key`",
+            ),
+            (
+                r#"{"id":"a","key":"k","value":1}"#,
+                "missing required field `ts`",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0}"#,
+                "missing required field `value`",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":null}"#,
+                "field `value` must be a JSON number, got null `null`",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":"1.5"}"#,
+                "field `value` must be a JSON number, got a string `\"1.5\"`",
+            ),
+            (
+                r#"{"id":1.5,"key":"k","ts":0,"value":1}"#,
+                "field `id` must be a string or an integer, got a number `1.5`",
+            ),
+            (
+                r#"{"id":"","key":"k","ts":0,"value":1}"#,
+                "field `id` is empty",
+            ),
+            (
+                r#"{"id":"a","key":7,"ts":0,"value":1}"#,
+                "field `key` must be a string, got a number `7`",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":"2026-11-20 10:15","value":1}"#,
+                "field `ts`: `2026-11-20 10:15` is not an RFC 3339 timestamp",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":1.5,"value":1}"#,
+                "field `ts` must be an RFC 3339 string or integer epoch milliseconds",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":99999999999999999999,"value":1}"#,
+                "field `ts`: timestamp `99999999999999999999` is outside years 1 to 9999",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":1.0000001}"#,
+                "has 7 significant fractional digits but --scale is 6",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":1e400}"#,
+                "field `value`: value `1e400` is out of range",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":1,"op":"merge"}"#,
+                "field `op` is `merge`; it must be \"upsert\" or \"delete\"",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":1,"version":-1}"#,
+                "field `version` must be a non-negative integer",
+            ),
+            (
+                r#"{"id":"a","key":"k","ts":0,"value":1,"seq":"3"}"#,
+                "field `seq` must be a non-negative integer",
+            ),
+            (
+                r#"{"id":"a","id":"b","key":"k","ts":0,"value":1}"#,
+                "field `id` appears twice",
+            ),
+        ];
+        for (line, expected) in cases {
+            let got = reason(line);
+            assert!(
+                got.contains(expected),
+                "line {line}\n  expected reason containing: {expected}\n  got: {got}"
+            );
+        }
+        // NaN is not JSON at all; it is still rejected with a reason.
+        assert!(reason(r#"{"id":"a","key":"k","ts":0,"value":NaN}"#).starts_with("invalid JSON"));
+        let bad_utf8 = b"{\"id\":\"\xff\",\"key\":\"k\",\"ts\":0,\"value\":1}";
+        let decoder = Decoder::new(FieldNames::default(), Scale::DEFAULT);
+        assert_eq!(
+            decoder.decode_json(bad_utf8, pos()).unwrap_err(),
+            BadRecord::NotUtf8 { column: 8 }
+        );
+    }
+
+    #[test]
+    fn csv_rows_follow_the_header() {
+        let mut decoder = Decoder::new(FieldNames::default(), Scale::DEFAULT);
+        let layout = decoder.csv_layout(b"value,ts,other,key,id,op").unwrap();
+        let event = decoder
+            .decode_csv(&layout, b"\"1,5\",1000,x,\"a,b\",7,", pos())
+            .map(|e| (e.id, e.key, e.ts, e.op))
+            .unwrap_err();
+        // "1,5" is not a number: the comma is inside the quoted value.
+        assert!(event.to_string().contains("field `value`"), "{event}");
+        let event = decoder
+            .decode_csv(&layout, b"+1.50,1000,x,\"a,b\",7,delete", pos())
+            .unwrap();
+        assert_eq!(
+            (event.id.as_str(), event.key.as_str(), event.ts),
+            ("7", "a,b", 1000)
+        );
+        assert_eq!((event.value, event.op), (Decimal(1_500_000), Op::Delete));
+        let event = decoder
+            .decode_csv(&layout, b"2,2026-11-20T00:00:00Z,,k,8,", pos())
+            .unwrap();
+        assert_eq!(event.op, Op::Upsert);
+        assert_eq!(
+            decoder.decode_csv(&layout, b"1,2,3", pos()).unwrap_err(),
+            BadRecord::FieldCount {
+                expected: 6,
+                got: 3
+            }
+        );
+        assert!(matches!(
+            decoder.decode_csv(&layout, b"1,0,x,k,,", pos()).unwrap_err(),
+            BadRecord::Missing(field) if field == "id"
+        ));
+        assert!(
+            decoder
+                .decode_csv(&layout, b"\"unterminated,0,x,k,1,", pos())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn csv_header_without_a_required_column_rejects_every_row() {
+        let mut decoder = Decoder::new(FieldNames::default(), Scale::DEFAULT);
+        let layout = decoder.csv_layout(b"id,key,value").unwrap();
+        let err = decoder.decode_csv(&layout, b"1,k,2", pos()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CSV header has no `ts` column, so no row of this file can be read (check --time-field)"
+        );
+    }
+
+    #[test]
+    fn field_names_are_configurable_and_must_differ() {
+        let names = FieldNames {
+            id: "event_id".into(),
+            ts: "time".into(),
+            ..FieldNames::default()
+        };
+        let decoder = Decoder::new(names, Scale::DEFAULT);
+        let event = decoder
+            .decode_json(
+                br#"{"event_id":5,"key":"k","time":7,"value":1,"id":"ignored"}"#,
+                pos(),
+            )
+            .unwrap();
+        assert_eq!((event.id.as_str(), event.ts), ("5", 7));
+        let clash = FieldNames {
+            key: "id".into(),
+            ..FieldNames::default()
+        };
+        assert!(clash.validate().unwrap_err().contains("`id`"));
     }
 }
