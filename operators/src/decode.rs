@@ -81,6 +81,22 @@ const FIELDS: [Field; 8] = [
     Field::Seq,
 ];
 
+impl Field {
+    /// How a user knows the field: by its flag where it has one.
+    fn describe(self) -> &'static str {
+        match self {
+            Field::Id => "the id (--id-field)",
+            Field::Key => "the key (--key-field)",
+            Field::Ts => "the time (--time-field)",
+            Field::Value => "the value (--value-field)",
+            Field::Op => "`op`",
+            Field::Version => "`version`",
+            Field::Source => "`source`",
+            Field::Seq => "`seq`",
+        }
+    }
+}
+
 impl FieldNames {
     fn name(&self, field: Field) -> &str {
         match field {
@@ -105,8 +121,10 @@ impl FieldNames {
             for b in &FIELDS[i + 1..] {
                 if self.name(*a) == self.name(*b) {
                     return Err(format!(
-                        "field name `{}` is used for two fields ({a:?} and {b:?})",
-                        self.name(*a)
+                        "field name `{}` is given to two fields, {} and {}; each needs its own",
+                        self.name(*a),
+                        a.describe(),
+                        b.describe()
                     ));
                 }
             }
@@ -455,6 +473,7 @@ fn json_string(raw: &str) -> Cow<'_, str> {
 impl Cell<'_> {
     fn wrong(&self, field: &str, expected: &'static str) -> BadRecord {
         let got = match self {
+            Cell::Json("null") => "null".to_owned(),
             Cell::Json(raw) => format!("{} `{}`", json_kind(raw), shorten(raw)),
             Cell::Csv(text) => format!("`{}`", shorten(text)),
         };
@@ -732,7 +751,7 @@ mod tests {
             ),
             (
                 r#"{"id":"a","key":"k","ts":0,"value":null}"#,
-                "field `value` must be a JSON number, got null `null`",
+                "field `value` must be a JSON number, got null",
             ),
             (
                 r#"{"id":"a","key":"k","ts":0,"value":"1.5"}"#,

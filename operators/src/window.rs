@@ -11,8 +11,10 @@
 
 use std::fmt;
 
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 
 use crate::decimal::Decimal;
 use crate::event::{Event, Op, Time};
@@ -75,7 +77,7 @@ impl WindowSpec {
         };
         let duration = |s: &str| parse_duration(s).map_err(|e| error(e.to_string()));
         let (kind, rest) = text.split_once(':').ok_or_else(|| {
-            error("write tumbling:SIZE, hop:SIZE/SLIDE or session:GAP (e.g. tumbling:1m)".into())
+            error("write tumbling:SIZE or hop:SIZE/SLIDE (e.g. tumbling:1m, hop:1h/15m)".into())
         })?;
         match kind {
             "tumbling" => Ok(WindowSpec::Tumbling {
@@ -98,7 +100,7 @@ impl WindowSpec {
                 gap: duration(rest)?,
             }),
             other => Err(error(format!(
-                "unknown window kind `{}`; use tumbling, hop or session",
+                "unknown window kind `{}`; use tumbling or hop",
                 shorten(other)
             ))),
         }
@@ -161,13 +163,27 @@ pub trait AssignWindows<'scope> {
 
 impl<'scope> AssignWindows<'scope> for VecCollection<'scope, Time, Event> {
     fn assign_windows(self, spec: WindowSpec) -> VecCollection<'scope, Time, WindowedValue> {
-        self.flat_map(move |event| {
-            let windows = (event.op == Op::Upsert).then(|| spec.windows_of(event.ts));
-            windows
-                .into_iter()
-                .flatten()
-                .map(move |window| ((window, event.key.clone()), event.value))
-        })
+        self.inner
+            .unary(Pipeline, "AssignWindows", move |_capability, _info| {
+                move |input, output| {
+                    input.for_each(|capability, data| {
+                        let mut session = output.session(&capability);
+                        for (event, time, diff) in data.drain(..) {
+                            if event.op != Op::Upsert {
+                                continue;
+                            }
+                            for window in spec.windows_of(event.ts) {
+                                session.give((
+                                    ((window, event.key.clone()), event.value),
+                                    time,
+                                    diff,
+                                ));
+                            }
+                        }
+                    });
+                }
+            })
+            .as_collection()
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
 use amend_operators::event::{RAW_LIMIT, batch_time, epoch_of, epoch_start, raw_text};
-use amend_operators::sink::{Table, write_dead_letter};
+use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
 use amend_operators::source::{Format, InputFile, lines_before};
 use amend_operators::{
     AggRow, Aggregate, AssignWindows, DeadLetter, Decoder, Event, Op, Position, ResolveIds, Time,
@@ -94,6 +94,22 @@ pub fn build<'scope>(
         dead: dead_in,
     };
     (inputs, output)
+}
+
+/// What the sink receives from each worker's capture.
+pub type Captures = Captured<Time, Vec<(Output, Time, isize)>>;
+
+/// One worker's whole dataflow: [`build`], then a probe for backpressure and the capture that
+/// hands output to the sink.
+pub fn build_with_sink(
+    scope: Scope<'_, Time>,
+    window: WindowSpec,
+    probe: &ProbeHandle<Time>,
+    sink: mpsc::Sender<Captures>,
+) -> Inputs {
+    let (inputs, output) = build(scope, window);
+    output.inner.probe_with(probe).capture_into(sink);
+    inputs
 }
 
 /// The ops of current records, pre-counted on each worker so the sink sees a few updates per
@@ -168,7 +184,7 @@ impl Summary {
         let out = config.out.display();
         format!(
             "amend aggregate: read {} records from {} file(s) in {:.2} s ({:.0} records/s, {} worker(s)): \
-             {} accepted, {} dead-lettered (see {out}/dead_letter.jsonl). \
+             {} accepted, {} dead-lettered{}. \
              {} ids current, {} deleted. The table has {} rows in {} windows ({out}/{}); \
              {} changelog lines; table digest {}.",
             self.records_read,
@@ -178,6 +194,11 @@ impl Summary {
             self.workers,
             self.records_accepted,
             self.records_dead_lettered,
+            if self.records_dead_lettered > 0 {
+                format!(" (see {out}/dead_letter.jsonl)")
+            } else {
+                String::new()
+            },
             self.ids_current,
             self.ids_deleted,
             self.rows,
@@ -201,6 +222,12 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(BufWriter::with_capacity(1 << 20, file))
     };
+    // A snapshot of the other format from an earlier run would be stale next to this one.
+    for format in [SnapshotFormat::JsonLines, SnapshotFormat::Csv] {
+        if format != config.snapshot_format {
+            let _ = fs::remove_file(out.join(format.file_name()));
+        }
+    }
     let mut changelog = create("changelog.jsonl")?;
     let mut dead_letters = create("dead_letter.jsonl")?;
 
@@ -210,13 +237,24 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     let worker_config = Arc::new(config.clone());
     let read_counter = Arc::clone(&records_read);
     let guards = timely::execute(config.timely(), move |worker| {
-        run_worker(
-            worker,
-            &worker_config,
-            output_tx.clone(),
-            stats_tx.clone(),
-            &read_counter,
-        )
+        let run = || {
+            run_worker(
+                worker,
+                &worker_config,
+                output_tx.clone(),
+                stats_tx.clone(),
+                &read_counter,
+            )
+        };
+        // A panic is a bug; report its message instead of an opaque payload.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("internal error (please report): {message}"))
+        })
     })
     .map_err(|e| anyhow!("cannot start timely workers: {e}"))?;
 
@@ -305,7 +343,7 @@ impl Sink {
         }
     }
 
-    fn absorb(&mut self, event: Captured<Time, Vec<(Output, Time, isize)>>) {
+    fn absorb(&mut self, event: Captures) {
         match event {
             Captured::Progress(changes) => {
                 self.frontier.update_iter(changes);
@@ -367,16 +405,13 @@ impl Sink {
 fn run_worker(
     worker: &mut Worker,
     config: &AggregateConfig,
-    output_tx: mpsc::Sender<Captured<Time, Vec<(Output, Time, isize)>>>,
+    output_tx: mpsc::Sender<Captures>,
     stats_tx: mpsc::Sender<ReadStats>,
     records_read: &AtomicU64,
 ) -> Result<(), String> {
     let probe = ProbeHandle::new();
-    let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-        let (inputs, output) = build(scope, config.window);
-        output.inner.probe_with(&probe).capture_into(output_tx);
-        inputs
-    });
+    let mut inputs = worker
+        .dataflow::<Time, _, _>(|scope| build_with_sink(scope, config.window, &probe, output_tx));
     let (index, peers) = (worker.index(), worker.peers());
     let mut decoder = Decoder::new(config.names.clone(), config.scale);
     for file in &config.inputs {

@@ -18,7 +18,7 @@ use crate::config::AggregateConfig;
 fn exchange_of(name: &str) -> Option<&'static str> {
     match name {
         "ResolveIds" => Some("hash(id)"),
-        n if n.starts_with("Arrange") => Some("hash(window, key)"),
+        "Aggregate" => Some("hash(window, key)"),
         _ => None,
     }
 }
@@ -26,14 +26,15 @@ fn exchange_of(name: &str) -> Option<&'static str> {
 /// What each operator of the aggregate pipeline is for, by its name.
 fn role_of(name: &str) -> &'static str {
     match name {
-        "Input" => "records fed by this worker's reader",
+        "Input" => "records (or dead letters) fed by this worker's reader",
         "ResolveIds" => "current record per id: greatest (version, position)",
         "CountIds" => "ids current / deleted, pre-counted per worker",
-        "FlatMap" => "assign windows to current non-deleted records",
-        "Reduce" => "count, sum, min, max per (window, key)",
+        "AssignWindows" => "((window, key), value) for each window of a current upsert",
+        "Aggregate" => "count, sum, min, max per (window, key), incrementally",
+        "FlatMap" => "wrap as sink output",
+        "Concatenate" => "merge into one output stream",
         "Capture" => "sink: changelog, snapshot, digests, dead letters",
         "Probe" => "backpressure: readers wait for the dataflow",
-        n if n.starts_with("Arrange") => "index values by (window, key)",
         _ => "",
     }
 }
@@ -63,10 +64,11 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
                 }
             });
         }
-        let (probe, inputs) = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            let (inputs, output) = aggregate::build(scope, window);
-            let (probe, _) = output.probe();
-            (probe, inputs)
+        // The same dataflow a run builds; its sink channel has no reader here.
+        let probe = timely::dataflow::ProbeHandle::new();
+        let (sink, _) = std::sync::mpsc::channel();
+        let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
+            aggregate::build_with_sink(scope, window, &probe, sink)
         });
         drop(inputs);
         worker.step_while(|| !probe.done());

@@ -26,7 +26,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, anyhow, ensure};
 use chrono::Datelike;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -109,7 +109,7 @@ const END_MS: i64 = 253_402_300_800_000;
 
 /// Validates `args`, creates `--out` and writes `events.jsonl` and `corrections.jsonl` into it.
 pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
-    Params::new(args)?;
+    Params::new(args).map_err(|e| crate::UsageError(e.to_string()))?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create directory {}", args.out.display()))?;
     let events_path = args.out.join(EVENTS_FILE);
@@ -220,27 +220,9 @@ impl Params {
     }
 }
 
-/// Parses a duration: a positive integer and a unit among `ms`, `s`, `m`, `h`, `d`.
+/// Parses `--span` with the durations every amend flag uses.
 fn parse_span(s: &str) -> anyhow::Result<i64> {
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(digits);
-    let unit_ms: i64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => DAY_MS,
-        _ => 0,
-    };
-    match number.parse::<i64>() {
-        Ok(n) if n > 0 && unit_ms > 0 => n
-            .checked_mul(unit_ms)
-            .ok_or_else(|| anyhow!("--span: duration {s:?} is too long")),
-        _ => bail!(
-            "--span: invalid duration {s:?}: expected a positive integer and a unit ms, s, m, h \
-             or d (e.g. 500ms, 30s, 5m, 1h, 1d)"
-        ),
-    }
+    amend_operators::time::parse_duration(s).map_err(|e| anyhow!("--span: {e}"))
 }
 
 /// `round(n × p)`, at most `n`.

@@ -8,6 +8,8 @@
 //!   dead letters, digests and a summary.
 //! - [`r#gen`]: `amend gen`, deterministic synthetic event histories.
 
+use std::io::Write;
+
 pub mod aggregate;
 pub mod cli;
 pub mod config;
@@ -21,29 +23,32 @@ mod progress;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Runs one command.
+/// Runs one command. Output to stdout goes through `writeln!`, so a closed pipe is an error
+/// the caller can recognise rather than a panic.
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
     match cli.command {
         cli::Command::Aggregate(args) => {
             let config = config::AggregateConfig::from_args(&args)?;
             if args.explain {
-                print!("{}", explain::explain(&config)?);
+                write!(stdout, "{}", explain::explain(&config)?)?;
                 return Ok(());
             }
             let summary = aggregate::run(&config)?;
-            println!("{}", summary.paragraph(&config));
+            writeln!(stdout, "{}", summary.paragraph(&config))?;
             Ok(())
         }
         cli::Command::Gen(args) => {
             let report = r#gen::run(&args)?;
-            println!(
+            writeln!(
+                stdout,
                 "amend gen: wrote {} lines to {} and {} lines to {} ({} bad lines in all)",
                 report.event_lines,
                 report.events_path.display(),
                 report.correction_lines,
                 report.corrections_path.display(),
                 report.bad_lines
-            );
+            )?;
             Ok(())
         }
     }
