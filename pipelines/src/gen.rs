@@ -1548,7 +1548,7 @@ mod tests {
                     ..base.clone()
                 },
                 "--span",
-                "\"1w\"",
+                "`1w`",
             ),
             (
                 GenArgs {
@@ -1556,7 +1556,7 @@ mod tests {
                     ..base.clone()
                 },
                 "--span",
-                "\"0s\"",
+                "`0s`",
             ),
             (
                 GenArgs {
@@ -1564,7 +1564,7 @@ mod tests {
                     ..base.clone()
                 },
                 "--span",
-                "\"ms\"",
+                "`ms`",
             ),
             (
                 GenArgs {
@@ -1572,7 +1572,7 @@ mod tests {
                     ..base.clone()
                 },
                 "--span",
-                "\"-5m\"",
+                "`-5m`",
             ),
             (
                 GenArgs {
