@@ -118,7 +118,7 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
         let exchange = Exchange::new(|update: &(WindowedValue, Time, isize)| (update.0).0.hashed());
         self.inner
             .unary_frontier(exchange, "Aggregate", |_capability, _info| {
-                let mut groups: foldhash::HashMap<(Window, String), Group> =
+                let mut groups: foldhash::HashMap<(Window, String), Box<Group>> =
                     foldhash::HashMap::default();
                 let mut pending = Stash::default();
                 move |(input, frontier), output| {
@@ -135,7 +135,7 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                         let mut updates = updates.into_iter().peekable();
                         while let Some(((key, value), diff)) = updates.next() {
                             if !groups.contains_key(&key) {
-                                groups.insert(key.clone(), Group::default());
+                                groups.insert(key.clone(), Box::default());
                             }
                             let group = groups.get_mut(&key).expect("inserted above");
                             let before = group.agg();

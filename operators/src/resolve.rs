@@ -33,9 +33,9 @@ pub trait ResolveIds<'scope> {
 }
 
 /// An event stored by its id alone, so a set of them is a map from id to current record that
-/// stores each id once.
+/// stores each id once. Boxed, so the table's slots (and its growth) cost a pointer each.
 #[derive(Debug)]
-struct ById(Event);
+struct ById(Box<Event>);
 
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
@@ -77,8 +77,10 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                             match current.get(event.id.as_str()) {
                                 Some(old) if old.0.precedence() >= event.precedence() => {}
                                 _ => {
-                                    if let Some(old) = current.replace(ById(event.clone())) {
-                                        session.give((old.0, time, -1));
+                                    if let Some(old) =
+                                        current.replace(ById(Box::new(event.clone())))
+                                    {
+                                        session.give((*old.0, time, -1));
                                     }
                                     session.give((event, time, 1));
                                 }

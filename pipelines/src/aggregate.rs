@@ -315,12 +315,41 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// The output of one epoch so far. A group that changes in many of an epoch's batches sends
+/// a retraction and an insertion each time; consolidating as it grows keeps only net changes.
+#[derive(Default)]
+struct EpochOutput {
+    rows: Vec<(AggRow, isize)>,
+    consolidated: usize,
+    dead: Vec<DeadLetter>,
+    ids: [i64; 2],
+}
+
+impl EpochOutput {
+    fn push(&mut self, output: Output, diff: isize) {
+        match output {
+            Output::Row(row) => {
+                self.rows.push((row, diff));
+                if self.rows.len() >= 2 * self.consolidated + 65_536 {
+                    differential_dataflow::consolidation::consolidate(&mut self.rows);
+                    self.consolidated = self.rows.len();
+                }
+            }
+            // A dead letter is inserted once and never retracted.
+            Output::Dead(letter) => self
+                .dead
+                .extend(std::iter::repeat_n(letter, diff.max(0) as usize)),
+            Output::Id(op) => self.ids[op as usize] += diff as i64,
+        }
+    }
+}
+
 /// Gathers the workers' captured output and releases it epoch by epoch.
 struct Sink {
     /// Times still possible at some worker's capture.
     frontier: MutableAntichain<Time>,
     /// Output of epochs not yet complete.
-    pending: BTreeMap<u64, Vec<(Output, isize)>>,
+    pending: BTreeMap<u64, EpochOutput>,
     /// The first epoch not yet released.
     next_epoch: u64,
     table: Table,
@@ -353,7 +382,7 @@ impl Sink {
                     self.pending
                         .entry(epoch_of(time))
                         .or_default()
-                        .push((output, diff));
+                        .push(output, diff);
                 }
             }
         }
@@ -371,18 +400,14 @@ impl Sink {
             if !all && self.frontier.less_than(&epoch_start(epoch + 1)) {
                 break;
             }
-            let updates = entry.remove();
-            let mut rows = Vec::new();
-            let mut dead = Vec::new();
-            for (output, diff) in updates {
-                match output {
-                    Output::Row(row) => rows.push((row, diff)),
-                    Output::Dead(letter) => {
-                        dead.extend(std::iter::repeat_n(letter, diff.max(0) as usize))
-                    }
-                    Output::Id(op) => self.ids[op as usize] += diff as i64,
-                }
-            }
+            let EpochOutput {
+                rows,
+                mut dead,
+                ids,
+                ..
+            } = entry.remove();
+            self.ids[0] += ids[0];
+            self.ids[1] += ids[1];
             self.summary.changelog_lines += self.table.apply_epoch(epoch, rows, changelog)? as u64;
             dead.sort();
             for letter in &dead {

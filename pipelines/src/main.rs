@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// Dataflow batches are large and short-lived; mimalloc reuses their memory instead of mapping
-// and faulting in fresh pages for each one.
+// Dataflow batches are large and short-lived; jemalloc reuses their memory instead of mapping
+// and faulting in fresh pages for each one (measured in BENCHMARKS.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = match amend::cli::Cli::try_parse() {
