@@ -46,17 +46,21 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The row text hashed for one (key, aggregates), ending in `\n`.
 pub fn row_text(key: &str, agg: &Agg, scale: Scale) -> String {
-    let sum = agg
-        .sum
-        .map(|s| s.to_canonical(scale))
-        .unwrap_or_else(|| "overflow".into());
-    format!(
-        "{}:{key}|{}|{sum}|{}|{}\n",
-        key.len(),
-        agg.count,
-        agg.min.display(scale),
-        agg.max.display(scale)
-    )
+    let mut text = String::new();
+    write_row_text(&mut text, key, agg, scale);
+    text
+}
+
+/// Appends the row text of one (key, aggregates) to `out`.
+fn write_row_text(out: &mut String, key: &str, agg: &Agg, scale: Scale) {
+    let _ = write!(out, "{}:{key}|{}|", key.len(), agg.count);
+    match agg.sum {
+        Some(sum) => {
+            let _ = write!(out, "{}", sum.display(scale));
+        }
+        None => out.push_str("overflow"),
+    }
+    let _ = writeln!(out, "|{}|{}", agg.min.display(scale), agg.max.display(scale));
 }
 
 /// Digests a table given in (window, key) order, as a `BTreeMap` iterates it.
@@ -71,15 +75,18 @@ pub fn digest_table<'a>(
         end: window.end,
         digest: hex(&hasher.finalize()),
     };
+    let mut text = String::new();
     for ((window, key), agg) in rows {
+        text.clear();
+        write_row_text(&mut text, key, agg, scale);
         match &mut current {
-            Some((w, hasher)) if w == window => hasher.update(row_text(key, agg, scale)),
+            Some((w, hasher)) if w == window => hasher.update(&text),
             _ => {
                 if let Some(done) = current.take() {
                     windows.push(finish(done));
                 }
                 let mut hasher = Sha256::new();
-                hasher.update(row_text(key, agg, scale));
+                hasher.update(&text);
                 current = Some((*window, hasher));
             }
         }

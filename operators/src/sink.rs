@@ -166,12 +166,27 @@ impl Table {
             writer.write(out, Some((epoch, -1)), &row.0.0, &row.0.1, &row.1)?;
             lines += 1;
         }
-        for (row, diff) in changes.into_iter().filter(|(_, diff)| *diff > 0) {
-            writer.write(out, Some((epoch, 1)), &row.0.0, &row.0.1, &row.1)?;
-            lines += 1;
+        let insertions = changes.into_iter().filter(|(_, diff)| *diff > 0);
+        if self.rows.is_empty() {
+            // Sorted and distinct: the table is built in bulk rather than row by row.
+            let mut table = Vec::new();
+            for (row, diff) in insertions {
+                writer.write(out, Some((epoch, 1)), &row.0.0, &row.0.1, &row.1)?;
+                lines += 1;
+                if diff != 1 || table.last().is_some_and(|last: &AggRow| last.0 == row.0) {
+                    return Err(inconsistent("inserts a second", &row));
+                }
+                table.push(row);
+            }
+            self.rows = table.into_iter().collect();
+            return Ok(lines);
+        }
+        for (row, diff) in insertions {
             if diff != 1 || self.rows.contains_key(&row.0) {
                 return Err(inconsistent("inserts a second", &row));
             }
+            writer.write(out, Some((epoch, 1)), &row.0.0, &row.0.1, &row.1)?;
+            lines += 1;
             self.rows.insert(row.0, row.1);
         }
         Ok(lines)
