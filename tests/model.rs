@@ -1,1 +1,522 @@
-//! placeholder
+//! Property tests of `amend aggregate` against a naive reference model of the data contract.
+//!
+//! The model (`model/reference.rs`) is SPEC sections 3, 4, 6 and 7 written as plainly as
+//! possible: the current record of an id is the maximum of `(version, position)` over all its
+//! records, windows are enumerated from their definition, each epoch's table is recomputed from
+//! scratch over the records of epochs `0..=E`, and canonical decimals, RFC 3339 times and
+//! SHA-256 digests are computed by code of its own (no code shared with the pipeline). The
+//! generator (`model/history.rs`) builds histories as structured records — many ids over few
+//! keys, replays, same-version corrections, new and stale versions, deletes and re-upserts,
+//! moves between keys and windows, values with many digits, negative times, blank lines and
+//! bad lines of every SPEC section 5 kind — renders them to JSON Lines (and, in some cases,
+//! some files to CSV with a header) in many equivalent spellings, splits them into 1 to 4 files
+//! (epochs) at random points, and knows each record's position and each bad line's dead letter
+//! without parsing anything. `model/check.rs` runs the real pipeline in-process and compares.
+//!
+//! What each property guards:
+//!
+//! - (a) `changelog.jsonl`: replaying epochs `0..=E` onto an empty table gives the model's
+//!   table of those epochs, for every E; every retraction removes a row that is there, no
+//!   insertion duplicates a (window, key); an epoch that changes no row writes no line, and no
+//!   row is retracted and re-inserted unchanged; lines are in epoch order, retractions first.
+//! - (b) `snapshot.jsonl` (and `snapshot.csv`) equal the model's rows, order and text exactly;
+//!   `digests.json` equals the model's own SHA-256 window and table digests.
+//! - (c) 1, 2 and 4 workers and any `--batch-records` write byte-identical changelog,
+//!   snapshot, dead letters and digests, and the same summary counts.
+//! - (d) `summary.json` closes its accounting (read = accepted + dead-lettered, each the
+//!   model's count; blank lines are not records) and counts current and deleted ids as the
+//!   model does; `dead_letter.jsonl` holds exactly the bad lines (source, epoch, offset, 1-based
+//!   line, raw text), in position order, each with a reason naming what is wrong.
+//!
+//! Hop windows (also with gaps and sizes that are not multiples of the slide), scales 0, 2, 6
+//! and 9, small `--max-line-bytes` limits and a larger seeded history across worker counts are
+//! covered too; the model itself is checked against hand-computed answers.
+
+#[path = "model/check.rs"]
+mod check;
+#[path = "model/history.rs"]
+mod history;
+#[path = "model/reference.rs"]
+mod reference;
+
+use std::fs;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+use check::{Options, check_case};
+use history::{Case, KEYS, Params, Step};
+use reference::{Agg, Model, Record, Windows, canonical, hex, mean, rfc3339, sha256};
+
+const WINDOWS: [Windows; 8] = [
+    Windows::Tumbling { size: 10_000 },
+    Windows::Tumbling { size: 10_000 },
+    Windows::Tumbling { size: 7_000 },
+    Windows::Tumbling { size: 500 },
+    Windows::Hop {
+        size: 10_000,
+        slide: 5_000,
+    },
+    Windows::Hop {
+        size: 10_000,
+        slide: 3_000,
+    },
+    Windows::Hop {
+        size: 6_000,
+        slide: 4_000,
+    },
+    Windows::Hop {
+        size: 2_000,
+        slide: 5_000,
+    },
+];
+
+/// 1970 (so negative times), 2026-11-20T10:15Z, 1969-01-01 minus a bit, 2000-02-29 minus 1 s.
+const BASES: [i64; 4] = [0, 1_795_169_700_000, -31_536_000_123, 951_782_399_000];
+const TICKS: [i64; 4] = [250, 250, 1000, 1];
+const SCALES: [Option<u32>; 5] = [None, None, Some(2), Some(0), Some(9)];
+const MAX_LINES: [Option<usize>; 4] = [None, None, Some(150), Some(300)];
+
+fn step() -> impl Strategy<Value = Step> {
+    (
+        any::<u8>(),
+        any::<u16>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<u8>(),
+        any::<i64>(),
+        any::<u8>(),
+        any::<u32>(),
+    )
+        .prop_map(|(kind, pick, key, ts, class, raw, version, style)| Step {
+            kind,
+            pick,
+            key,
+            ts,
+            class,
+            raw,
+            version,
+            style,
+        })
+}
+
+/// Case parameters, with windows drawn from `windows`.
+fn params(windows: &'static [Windows]) -> impl Strategy<Value = Params> {
+    (
+        0..windows.len(),
+        (
+            0..BASES.len(),
+            0..TICKS.len(),
+            0..SCALES.len(),
+            0..MAX_LINES.len(),
+        ),
+        1..=KEYS.len(),
+        1usize..=4,
+        0usize..4,
+        vec(any::<u16>(), 3),
+        (prop_oneof![2 => Just(0u8), 1 => any::<u8>()], any::<u8>()),
+    )
+        .prop_map(
+            move |(
+                w,
+                (base, tick, scale, max),
+                keys,
+                files,
+                inputs,
+                mut cuts,
+                (csv, csv_columns),
+            )| {
+                cuts.truncate(files - 1);
+                Params {
+                    windows: windows[w],
+                    base: BASES[base],
+                    tick: TICKS[tick],
+                    scale: SCALES[scale],
+                    max_line: MAX_LINES[max],
+                    keys,
+                    inputs: 1 + inputs % files,
+                    cuts,
+                    csv,
+                    csv_columns,
+                }
+            },
+        )
+}
+
+fn case(windows: &'static [Windows]) -> impl Strategy<Value = Case> {
+    (params(windows), vec(step(), 0..=60)).prop_map(|(p, steps)| Case::build(p, &steps))
+}
+
+fn batch() -> impl Strategy<Value = u64> {
+    prop_oneof![1u64..=5, Just(100_000)]
+}
+
+/// `cases` cases, or `PROPTEST_CASES` if set (for longer hunts).
+fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 1024,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// (a), (b), (d) on one run with a random worker count and batch size.
+    #[test]
+    fn pipeline_matches_model(case in case(&WINDOWS), workers in 1usize..=4, batch in batch()) {
+        let opts = Options { workers, batch, csv: false };
+        check_case(&case, &[opts]).map_err(TestCaseError::fail)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// (c): 1 worker, 2 workers and 4 workers with different batch sizes write the same bytes;
+    /// the first run is also checked against the model.
+    #[test]
+    fn outputs_do_not_depend_on_workers_or_batching(
+        case in case(&WINDOWS),
+        batches in (batch(), batch()),
+    ) {
+        let runs = [
+            Options { workers: 1, batch: 100_000, csv: false },
+            Options { workers: 2, batch: batches.0, csv: false },
+            Options { workers: 4, batch: batches.1, csv: false },
+        ];
+        check_case(&case, &runs).map_err(TestCaseError::fail)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    /// (a), (b), (d) with hop windows only: overlapping, gapped, and size not a multiple of
+    /// the slide.
+    #[test]
+    fn hop_windows_match_model(case in case(&WINDOWS[4..]), workers in 1usize..=4, batch in batch()) {
+        let opts = Options { workers, batch, csv: false };
+        check_case(&case, &[opts]).map_err(TestCaseError::fail)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    /// (b) with `--snapshot-format csv`: header, quoting of keys, same rows as the model.
+    #[test]
+    fn csv_snapshot_matches_model(case in case(&WINDOWS), workers in 1usize..=4) {
+        let opts = Options { workers, batch: 3, csv: true };
+        check_case(&case, &[opts]).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// A larger seeded history (thousands of records, four epochs) on 1, 2 and 4 workers.
+#[test]
+fn large_history_across_workers() {
+    let mut seed = 0x5eed_u64;
+    let mut next = move || {
+        // splitmix64
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let steps: Vec<Step> = (0..3000)
+        .map(|_| Step {
+            kind: next() as u8,
+            pick: next() as u16,
+            key: next() as u8,
+            ts: next() as u16,
+            class: next() as u8,
+            raw: next() as i64,
+            version: next() as u8,
+            style: next() as u32,
+        })
+        .collect();
+    let params = Params {
+        windows: Windows::Hop {
+            size: 10_000,
+            slide: 5_000,
+        },
+        base: BASES[1],
+        tick: 250,
+        scale: None,
+        max_line: Some(4096),
+        keys: 5,
+        inputs: 2,
+        cuts: vec![900, 1700, 2900],
+        csv: 0b0100,
+        csv_columns: 3,
+    };
+    let case = Case::build(params, &steps);
+    assert!(case.records.len() > 2000, "{} records", case.records.len());
+    assert!(!case.dead.is_empty());
+    let runs = [
+        Options {
+            workers: 1,
+            batch: 100_000,
+            csv: false,
+        },
+        Options {
+            workers: 2,
+            batch: 7,
+            csv: false,
+        },
+        Options {
+            workers: 4,
+            batch: 64,
+            csv: false,
+        },
+    ];
+    if let Err(e) = check_case(&case, &runs) {
+        panic!("{}", &e[..e.len().min(6000)]);
+    }
+}
+
+/// SPEC 5: a CSV line that ends inside a quoted field (a truncated write) is not valid CSV, so
+/// it is a bad record — not a record with a cut-off last field.
+#[test]
+fn csv_line_ending_inside_quotes_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("t.csv"), dir.path().join("out"));
+    fs::write(&input, "id,ts,value,key\n1,0,7,\"k,x\n2,0,1,a\n").unwrap();
+    let (input, out) = (input.display().to_string(), out.display().to_string());
+    let args = [
+        "amend",
+        "aggregate",
+        "--input",
+        &input,
+        "--window",
+        "tumbling:10s",
+        "--out",
+        &out,
+        "--quiet",
+    ];
+    use clap::Parser;
+    let cli = amend::cli::Cli::try_parse_from(args).unwrap();
+    let amend::cli::Command::Aggregate(args) = cli.command else {
+        unreachable!()
+    };
+    let config = amend::config::AggregateConfig::from_args(&args).unwrap();
+    let summary = amend::aggregate::run(&config).unwrap();
+    let dead = fs::read_to_string(dir.path().join("out/dead_letter.jsonl")).unwrap();
+    let snapshot = fs::read_to_string(dir.path().join("out/snapshot.jsonl")).unwrap();
+    assert_eq!(
+        (summary.records_accepted, summary.records_dead_lettered),
+        (1, 1),
+        "line 2 `1,0,7,\"k,x` was accepted as a record:\nsnapshot: {snapshot}dead letters: {dead}"
+    );
+}
+
+/// The model's building blocks against known answers.
+#[test]
+fn model_building_blocks() {
+    assert_eq!(
+        hex(&sha256(b"")),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        hex(&sha256(b"abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        hex(&sha256(
+            b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+        )),
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+    );
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    assert_eq!(rfc3339(1_795_169_700_123), "2026-11-20T10:15:00.123Z");
+    assert_eq!(rfc3339(-62_135_596_800_000), "0001-01-01T00:00:00.000Z");
+    for (units, text) in [
+        (12_500_000, "12.5"),
+        (-1, "-0.000001"),
+        (3_000_000, "3"),
+        (0, "0"),
+        (-30_500_000, "-30.5"),
+    ] {
+        assert_eq!(canonical(units, 6), text);
+    }
+    assert_eq!(canonical(5, 0), "5");
+    assert_eq!(canonical(-5, 2), "-0.05");
+    // Half-to-even, also for negative sums.
+    for (sum, count, m) in [
+        (5, 2, 2),
+        (7, 2, 4),
+        (-5, 2, -2),
+        (-7, 2, -4),
+        (10, 3, 3),
+        (11, 3, 4),
+        (-11, 3, -4),
+        (1, 4, 0),
+        (3, 4, 1),
+    ] {
+        assert_eq!(mean(sum, count), m, "{sum}/{count}");
+    }
+    let hop = Windows::Hop { size: 10, slide: 5 };
+    assert_eq!(hop.of(0), vec![(-5, 5), (0, 10)]);
+    assert_eq!(hop.of(-3), vec![(-10, 0), (-5, 5)]);
+    let gappy = Windows::Hop { size: 2, slide: 5 };
+    assert_eq!(gappy.of(6), vec![(5, 7)]);
+    assert_eq!(gappy.of(8), vec![]);
+    assert_eq!(Windows::Tumbling { size: 10 }.of(-1), vec![(-10, 0)]);
+}
+
+/// A tiny history whose whole output is written out by hand: the model and the pipeline must
+/// both give exactly this.
+#[test]
+fn hand_written_history() {
+    let events = concat!(
+        "{\"id\":1,\"key\":\"a\",\"ts\":1000,\"value\":10}\n",
+        "{\"id\":\"2\",\"key\":\"a\",\"ts\":\"1970-01-01T00:00:02Z\",\"value\":20.5}\n",
+        "\n",
+        "{\"id\":3,\"key\":\"b\",\"ts\":12000,\"value\":-5}\n",
+        "{\"id\":9,\"key\":\"b\",\"ts\":12000,\"value\":1.0000001}\n",
+    );
+    let fixes = concat!(
+        "{\"id\":1,\"key\":\"a\",\"ts\":1000,\"value\":10}\n",
+        "{\"id\":2,\"key\":\"a\",\"ts\":2000,\"value\":1}\n",
+        "{\"id\":3,\"key\":\"b\",\"ts\":12000,\"value\":7,\"op\":\"delete\"}\n",
+        "{\"id\":4,\"key\":\"a\",\"ts\":3000,\"value\":0.5,\"version\":2}\n",
+        "{\"id\":4,\"key\":\"a\",\"ts\":3000,\"value\":99,\"version\":1}\n",
+    );
+    let row = |start: &str, end: &str, key: &str, rest: &str| {
+        format!(
+            "\"window_start\":\"1970-01-01T00:00:{start}.000Z\",\"window_end\":\"1970-01-01T00:00:{end}.000Z\",\"key\":\"{key}\",{rest}"
+        )
+    };
+    let a0 = row(
+        "00",
+        "10",
+        "a",
+        r#""count":2,"sum":"30.5","min":"10","max":"20.5","mean":"15.25""#,
+    );
+    let b0 = row(
+        "10",
+        "20",
+        "b",
+        r#""count":1,"sum":"-5","min":"-5","max":"-5","mean":"-5""#,
+    );
+    let a1 = row(
+        "00",
+        "10",
+        "a",
+        r#""count":3,"sum":"11.5","min":"0.5","max":"10","mean":"3.833333""#,
+    );
+    let changelog = format!(
+        "{{\"epoch\":0,\"diff\":1,{a0}}}\n{{\"epoch\":0,\"diff\":1,{b0}}}\n\
+         {{\"epoch\":1,\"diff\":-1,{a0}}}\n{{\"epoch\":1,\"diff\":-1,{b0}}}\n\
+         {{\"epoch\":1,\"diff\":1,{a1}}}\n"
+    );
+    let snapshot = format!("{{{a1}}}\n");
+    let w = sha256(b"1:a|3|11.5|0.5|10\n");
+    let table = sha256(format!("0:10000:{}\n", hex(&w)).as_bytes());
+
+    // The model, on the same records.
+    let model = Model {
+        scale: 6,
+        windows: Windows::Tumbling { size: 10_000 },
+    };
+    let r = |id: &str, key: &str, ts, units, delete, version, pos: (u64, u64)| Record {
+        id: id.into(),
+        key: key.into(),
+        ts,
+        units,
+        delete,
+        version,
+        position: (pos.0, pos.0 as u32, pos.1),
+    };
+    let records = vec![
+        r("1", "a", 1000, 10_000_000, false, 0, (0, 0)),
+        r("2", "a", 2000, 20_500_000, false, 0, (0, 40)),
+        r("3", "b", 12000, -5_000_000, false, 0, (0, 103)),
+        r("1", "a", 1000, 10_000_000, false, 0, (1, 0)),
+        r("2", "a", 2000, 1_000_000, false, 0, (1, 40)),
+        r("3", "b", 12000, 7_000_000, true, 0, (1, 79)),
+        r("4", "a", 3000, 500_000, false, 2, (1, 133)),
+        r("4", "a", 3000, 99_000_000, false, 1, (1, 186)),
+    ];
+    let final_table = model.table(&records, 1);
+    assert_eq!(model.snapshot_jsonl(&final_table), snapshot);
+    assert_eq!(
+        final_table.values().next(),
+        Some(&Agg {
+            count: 3,
+            sum: 11_500_000,
+            min: 500_000,
+            max: 10_000_000
+        })
+    );
+    assert_eq!(model.digests(&final_table)["table"], hex(&table));
+    assert_eq!(model.id_counts(&records), (3, 1));
+
+    // The pipeline, on the text.
+    let dir = tempfile::tempdir().unwrap();
+    let (e, f, out) = (
+        dir.path().join("events.jsonl"),
+        dir.path().join("fixes.jsonl"),
+        dir.path().join("out"),
+    );
+    fs::write(&e, events).unwrap();
+    fs::write(&f, fixes).unwrap();
+    let (es, fs_, os) = (
+        e.display().to_string(),
+        f.display().to_string(),
+        out.display().to_string(),
+    );
+    use clap::Parser;
+    let cli = amend::cli::Cli::try_parse_from([
+        "amend",
+        "aggregate",
+        "--input",
+        &es,
+        "--corrections",
+        &fs_,
+        "--window",
+        "tumbling:10s",
+        "--out",
+        &os,
+        "--workers",
+        "2",
+        "--batch-records",
+        "1",
+        "--quiet",
+    ])
+    .unwrap();
+    let amend::cli::Command::Aggregate(args) = cli.command else {
+        unreachable!()
+    };
+    let config = amend::config::AggregateConfig::from_args(&args).unwrap();
+    let summary = amend::aggregate::run(&config).unwrap();
+    let read = |name: &str| fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("changelog.jsonl"), changelog);
+    assert_eq!(read("snapshot.jsonl"), snapshot);
+    let digests: serde_json::Value = serde_json::from_str(&read("digests.json")).unwrap();
+    assert_eq!(digests["table"], hex(&table));
+    assert_eq!(digests["windows"][0]["digest"], hex(&w));
+    let dead: serde_json::Value = serde_json::from_str(read("dead_letter.jsonl").trim()).unwrap();
+    assert_eq!(
+        (&dead["offset"], &dead["line"], &dead["epoch"]),
+        (
+            &serde_json::json!(144),
+            &serde_json::json!(5),
+            &serde_json::json!(0)
+        )
+    );
+    assert_eq!((summary.records_read, summary.records_accepted), (9, 8));
+    assert_eq!((summary.ids_current, summary.ids_deleted), (3, 1));
+}

@@ -318,6 +318,7 @@ impl Decoder {
     /// Splits a CSV line into `self.cells`/`self.ends`; returns the field count.
     fn split_csv(&mut self, line: &[u8]) -> Result<usize, BadRecord> {
         use csv_core::ReadRecordResult;
+        check_quotes(line).map_err(|why| BadRecord::Csv(why.into()))?;
         self.csv.reset();
         self.cells.clear();
         self.cells.resize(line.len().max(16), 0);
@@ -397,6 +398,47 @@ impl Decoder {
             source,
             seq,
         })
+    }
+}
+
+/// Checks RFC 4180 quoting, which the CSV splitter itself forgives: a quoted field must be
+/// closed on its line and followed by a comma or the end; an unquoted field holds no quote.
+/// A line cut off inside a quoted field is thereby a bad record, not a shortened value.
+fn check_quotes(line: &[u8]) -> Result<(), &'static str> {
+    if memchr::memchr(b'"', line).is_none() {
+        return Ok(());
+    }
+    let mut at = 0;
+    loop {
+        if line.get(at) == Some(&b'"') {
+            at += 1;
+            // Inside quotes: a doubled quote is a literal one; a single quote closes.
+            loop {
+                let close = memchr::memchr(b'"', &line[at..])
+                    .ok_or("a quoted field is not closed on its line (a cut-off line?)")?;
+                at += close + 1;
+                if line.get(at) != Some(&b'"') {
+                    break;
+                }
+                at += 1;
+            }
+            match line.get(at) {
+                None => return Ok(()),
+                Some(b',') => at += 1,
+                Some(_) => return Err("a quoted field has text after its closing quote"),
+            }
+        } else {
+            let end = memchr::memchr(b',', &line[at..]).map_or(line.len(), |i| at + i);
+            if memchr::memchr(b'"', &line[at..end]).is_some() {
+                return Err(
+                    "an unquoted field holds a quote; quote the field and double the quote",
+                );
+            }
+            if end == line.len() {
+                return Ok(());
+            }
+            at = end + 1;
+        }
     }
 }
 
@@ -856,11 +898,19 @@ mod tests {
             decoder.decode_csv(&layout, b"1,0,x,k,,", pos()).unwrap_err(),
             BadRecord::Missing(field) if field == "id"
         ));
-        assert!(
-            decoder
-                .decode_csv(&layout, b"\"unterminated,0,x,k,1,", pos())
-                .is_err()
-        );
+        for bad in [
+            &b"\"unterminated,0,x,k,1,"[..],
+            b"1,0,x,\"k,x",
+            b"1,0,x,\"a\"x,1,",
+            b"1,0,x,a\"b,1,",
+        ] {
+            let err = decoder.decode_csv(&layout, bad, pos()).unwrap_err();
+            assert!(matches!(err, BadRecord::Csv(_)), "{err}");
+        }
+        let quoted = decoder
+            .decode_csv(&layout, b"1,0,\"\",\"say \"\"hi\"\"\",9,", pos())
+            .unwrap();
+        assert_eq!(quoted.key, "say \"hi\"");
     }
 
     #[test]

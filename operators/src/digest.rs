@@ -60,7 +60,12 @@ fn write_row_text(out: &mut String, key: &str, agg: &Agg, scale: Scale) {
         }
         None => out.push_str("overflow"),
     }
-    let _ = writeln!(out, "|{}|{}", agg.min.display(scale), agg.max.display(scale));
+    let _ = writeln!(
+        out,
+        "|{}|{}",
+        agg.min.display(scale),
+        agg.max.display(scale)
+    );
 }
 
 /// Digests a table given in (window, key) order, as a `BTreeMap` iterates it.
