@@ -155,41 +155,43 @@ impl Table {
             start: format_millis(row.0.0.start),
             key: row.0.1.clone(),
         };
-        let mut writer = RowWriter::new(self.scale);
-        let mut lines = 0;
         // Retractions first, then insertions.
+        let retractions = changes.iter().filter(|(_, diff)| *diff < 0);
+        let insertions = changes.iter().filter(|(_, diff)| *diff > 0);
+        let lines = retractions
+            .chain(insertions)
+            .map(|(row, diff)| (row, Some((epoch, diff.signum() as i8))));
+        write_rows(out, self.scale, lines)?;
+        let mut retracted = 0;
         for (row, diff) in changes.iter().filter(|(_, diff)| *diff < 0) {
-            if *diff != -1 || self.rows.get(&row.0) != Some(&row.1) {
+            retracted += 1;
+            if *diff != -1 || self.rows.remove(&row.0) != Some(row.1) {
                 return Err(inconsistent("retracts a missing", row));
             }
-            self.rows.remove(&row.0);
-            writer.write(out, Some((epoch, -1)), &row.0.0, &row.0.1, &row.1)?;
-            lines += 1;
         }
         let insertions = changes.into_iter().filter(|(_, diff)| *diff > 0);
+        let mut lines = 0;
         if self.rows.is_empty() {
             // Sorted and distinct: the table is built in bulk rather than row by row.
             let mut table = Vec::new();
             for (row, diff) in insertions {
-                writer.write(out, Some((epoch, 1)), &row.0.0, &row.0.1, &row.1)?;
-                lines += 1;
                 if diff != 1 || table.last().is_some_and(|last: &AggRow| last.0 == row.0) {
                     return Err(inconsistent("inserts a second", &row));
                 }
                 table.push(row);
             }
+            lines += table.len();
             self.rows = table.into_iter().collect();
-            return Ok(lines);
-        }
-        for (row, diff) in insertions {
-            if diff != 1 || self.rows.contains_key(&row.0) {
-                return Err(inconsistent("inserts a second", &row));
+        } else {
+            for (row, diff) in insertions {
+                if diff != 1 || self.rows.contains_key(&row.0) {
+                    return Err(inconsistent("inserts a second", &row));
+                }
+                self.rows.insert(row.0, row.1);
+                lines += 1;
             }
-            writer.write(out, Some((epoch, 1)), &row.0.0, &row.0.1, &row.1)?;
-            lines += 1;
-            self.rows.insert(row.0, row.1);
         }
-        Ok(lines)
+        Ok(lines + retracted)
     }
 
     /// Writes the snapshot: one row per (window, key), sorted.
@@ -197,10 +199,11 @@ impl Table {
         match format {
             SnapshotFormat::JsonLines => {
                 let mut out = out;
-                let mut writer = RowWriter::new(self.scale);
-                for ((window, key), agg) in &self.rows {
-                    writer.write(&mut out, None, window, key, agg)?;
-                }
+                write_rows(
+                    &mut out,
+                    self.scale,
+                    self.rows.iter().map(|row| (row, None)),
+                )?;
                 out.flush()?;
             }
             SnapshotFormat::Csv => {
@@ -239,6 +242,69 @@ impl Table {
     /// The table's digests.
     pub fn digest(&self) -> TableDigest {
         digest_map(&self.rows, self.scale)
+    }
+}
+
+/// Writes rows as JSON lines (changelog lines where a change is given), formatting blocks of
+/// rows on all cores and writing them in order: at the end of a large epoch the workers are
+/// idle, and formatting would otherwise be a serial tail.
+fn write_rows<'a, R>(
+    out: &mut impl Write,
+    scale: Scale,
+    rows: impl Iterator<Item = (R, Option<(u64, i8)>)>,
+) -> Result<(), SinkError>
+where
+    R: RowRef<'a>,
+{
+    const BLOCK: usize = 1 << 15;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows = rows.peekable();
+    let mut block = Vec::with_capacity(BLOCK);
+    while rows.peek().is_some() {
+        block.clear();
+        block.extend(rows.by_ref().take(BLOCK));
+        let part = block.len().div_ceil(threads);
+        let texts = std::thread::scope(|scope| {
+            let handles: Vec<_> = block
+                .chunks(part)
+                .map(|chunk| {
+                    scope.spawn(move || -> Result<Vec<u8>, SinkError> {
+                        let mut text = Vec::with_capacity(chunk.len() * 200);
+                        let mut writer = RowWriter::new(scale);
+                        for (row, change) in chunk {
+                            let (window, key, agg) = row.parts();
+                            writer.write(&mut text, *change, window, key, agg)?;
+                        }
+                        Ok(text)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("formatting rows does not panic"))
+                .collect::<Vec<_>>()
+        });
+        for text in texts {
+            out.write_all(&text?)?;
+        }
+    }
+    Ok(())
+}
+
+/// A borrowed aggregate row, however it is stored.
+trait RowRef<'a>: Copy + Send + Sync {
+    fn parts(self) -> (&'a Window, &'a str, &'a Agg);
+}
+
+impl<'a> RowRef<'a> for &'a AggRow {
+    fn parts(self) -> (&'a Window, &'a str, &'a Agg) {
+        (&self.0.0, &self.0.1, &self.1)
+    }
+}
+
+impl<'a> RowRef<'a> for (&'a (Window, String), &'a Agg) {
+    fn parts(self) -> (&'a Window, &'a str, &'a Agg) {
+        (&self.0.0, &self.0.1, self.1)
     }
 }
 

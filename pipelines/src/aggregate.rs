@@ -299,10 +299,14 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
         debug_assert!(stats.epoch < config.epochs());
     }
     let table = &sink.table;
-    write_atomically(&out.join(config.snapshot_format.file_name()), |w| {
-        Ok(table.write_snapshot(config.snapshot_format, w)?)
+    // The digest and the snapshot read the same table: compute them side by side.
+    let digest = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| table.digest());
+        write_atomically(&out.join(config.snapshot_format.file_name()), |w| {
+            Ok(table.write_snapshot(config.snapshot_format, w)?)
+        })?;
+        anyhow::Ok(digest.join().expect("digesting does not panic"))
     })?;
-    let digest = table.digest();
     write_json_atomically(&out.join("digests.json"), &digest)?;
     summary.epochs = config.epochs();
     summary.workers = config.workers;
