@@ -255,6 +255,7 @@ impl Decoder {
     pub fn decode_json(&self, line: &[u8], position: Position) -> Result<Event, BadRecord> {
         let text = utf8(line)?;
         let mut de = serde_json::Deserializer::from_str(text);
+        let json_error = |error| json_error(error, text);
         let raw = de
             .deserialize_any(ObjectVisitor { names: &self.names })
             .map_err(json_error)?;
@@ -449,11 +450,18 @@ fn utf8(bytes: &[u8]) -> Result<&str, BadRecord> {
 }
 
 /// serde_json's message without its "at line 1 column N" suffix, which is misleading for a
-/// single line; the column is kept.
-fn json_error(error: serde_json::Error) -> BadRecord {
+/// single line; the column is kept, and a non-finite number where a value should be is named.
+fn json_error(error: serde_json::Error, line: &str) -> BadRecord {
     let text = error.to_string();
     let message = text.split(" at line ").next().unwrap_or(&text);
-    BadRecord::Json(format!("{message} at column {}", error.column()))
+    let rest = line.get(error.column().saturating_sub(1)..).unwrap_or("");
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let hint = if ["NaN", "Infinity", "inf"].iter().any(|word| rest.starts_with(word)) {
+        " (NaN and Infinity are not JSON numbers, and amounts must be finite)"
+    } else {
+        ""
+    };
+    BadRecord::Json(format!("{message} at column {}{hint}", error.column()))
 }
 
 /// One value per field, indexed by [`Field`].
@@ -855,8 +863,11 @@ mod tests {
                 "line {line}\n  expected reason containing: {expected}\n  got: {got}"
             );
         }
-        // NaN is not JSON at all; it is still rejected with a reason.
-        assert!(reason(r#"{"id":"a","key":"k","ts":0,"value":NaN}"#).starts_with("invalid JSON"));
+        // NaN is not JSON at all; the reason says so.
+        for bad in ["NaN", "Infinity", "-Infinity"] {
+            let got = reason(&format!(r#"{{"id":"a","key":"k","ts":0,"value":{bad}}}"#));
+            assert!(got.starts_with("invalid JSON") && got.contains("must be finite"), "{got}");
+        }
         let bad_utf8 = b"{\"id\":\"\xff\",\"key\":\"k\",\"ts\":0,\"value\":1}";
         let decoder = Decoder::new(FieldNames::default(), Scale::DEFAULT);
         assert_eq!(
