@@ -456,7 +456,10 @@ fn json_error(error: serde_json::Error, line: &str) -> BadRecord {
     let message = text.split(" at line ").next().unwrap_or(&text);
     let rest = line.get(error.column().saturating_sub(1)..).unwrap_or("");
     let rest = rest.strip_prefix('-').unwrap_or(rest);
-    let hint = if ["NaN", "Infinity", "inf"].iter().any(|word| rest.starts_with(word)) {
+    let hint = if ["NaN", "Infinity", "inf"]
+        .iter()
+        .any(|word| rest.starts_with(word))
+    {
         " (NaN and Infinity are not JSON numbers, and amounts must be finite)"
     } else {
         ""
@@ -866,7 +869,10 @@ mod tests {
         // NaN is not JSON at all; the reason says so.
         for bad in ["NaN", "Infinity", "-Infinity"] {
             let got = reason(&format!(r#"{{"id":"a","key":"k","ts":0,"value":{bad}}}"#));
-            assert!(got.starts_with("invalid JSON") && got.contains("must be finite"), "{got}");
+            assert!(
+                got.starts_with("invalid JSON") && got.contains("must be finite"),
+                "{got}"
+            );
         }
         let bad_utf8 = b"{\"id\":\"\xff\",\"key\":\"k\",\"ts\":0,\"value\":1}";
         let decoder = Decoder::new(FieldNames::default(), Scale::DEFAULT);

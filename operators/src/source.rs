@@ -5,9 +5,10 @@
 //! its first line by looking at the byte before its range. A gzip file cannot be split: one
 //! worker (chosen by file index) reads it whole. Offsets are into the decompressed bytes.
 //!
-//! Lines end at `\n`; a trailing `\r` is removed. A line longer than the limit is not held in
-//! memory: its first [`RAW_LIMIT`](crate::event::RAW_LIMIT) bytes are kept for the dead letter
-//! and the rest is skipped.
+//! Lines end at `\n`; a trailing `\r` is removed, and so is a UTF-8 byte-order mark at the
+//! start of a file. A line longer than the limit is not held in memory: its first
+//! [`RAW_LIMIT`](crate::event::RAW_LIMIT) bytes are kept for the dead letter and the rest is
+//! skipped.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -223,6 +224,11 @@ impl LineReader {
             self.buf.pop();
             self.len -= 1;
         }
+        // A byte-order mark (as spreadsheet exports write) is not part of the first field.
+        if offset == 0 && self.buf.starts_with(b"\xEF\xBB\xBF") {
+            self.buf.drain(..3);
+            self.len -= 3;
+        }
         let too_long = self.len > self.max_line as u64;
         Ok(Some(Line {
             offset,
@@ -356,6 +362,14 @@ mod tests {
             vec![(0, b"one".to_vec(), false), (4, b"two".to_vec(), false)]
         );
         assert_eq!(input.range(1, 3), None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_line() {
+        let (_dir, input) = file("x.csv", b"\xEF\xBB\xBFid,key\n1,a\n");
+        let lines = read_all(&input, 1, 100);
+        assert_eq!(lines[0], (0, b"id,key".to_vec(), false));
+        assert_eq!(lines[1], (10, b"1,a".to_vec(), false));
     }
 
     #[test]
