@@ -117,10 +117,20 @@ impl SnapshotFormat {
 }
 
 /// The aggregate table, as the changelog builds it.
+///
+/// Changes of the open epoch are applied as they arrive ([`Table::apply`]), each checked: a
+/// retraction must remove the row that is there, an insertion must not find one. The first
+/// change of a row in an epoch records the row as it was before the epoch, so closing the
+/// epoch ([`Table::close_epoch`]) writes exactly the net change of each row; while the table
+/// was empty at the epoch's start, nothing needs recording and every row is an insertion.
 #[derive(Debug)]
 pub struct Table {
     rows: BTreeMap<(Window, String), Agg>,
     scale: Scale,
+    /// Rows changed in the open epoch, with their value before it.
+    before: BTreeMap<(Window, String), Option<Agg>>,
+    /// Whether the table was empty when the open epoch began.
+    empty_before: bool,
 }
 
 impl Table {
@@ -129,6 +139,8 @@ impl Table {
         Table {
             rows: BTreeMap::new(),
             scale,
+            before: BTreeMap::new(),
+            empty_before: true,
         }
     }
 
@@ -137,61 +149,100 @@ impl Table {
         &self.rows
     }
 
-    /// Applies one epoch's changes and writes them as changelog lines to `out`.
+    /// Applies one change of the open epoch `epoch`: `diff` is `-1` or `1`.
+    pub fn apply(&mut self, epoch: u64, row: AggRow, diff: isize) -> Result<(), SinkError> {
+        let ((window, key), agg) = row;
+        let inconsistent = |what, window: &Window, key: &str| SinkError::Inconsistent {
+            epoch,
+            what,
+            start: format_millis(window.start),
+            key: key.to_owned(),
+        };
+        let entry = (window, key);
+        match diff {
+            -1 => {
+                if self.rows.get(&entry) != Some(&agg) {
+                    return Err(inconsistent("retracts a missing", &entry.0, &entry.1));
+                }
+                self.rows.remove(&entry);
+                if !self.empty_before {
+                    self.before.entry(entry).or_insert(Some(agg));
+                }
+            }
+            1 => {
+                if self.rows.contains_key(&entry) {
+                    return Err(inconsistent("inserts a second", &entry.0, &entry.1));
+                }
+                if !self.empty_before {
+                    self.before.entry(entry.clone()).or_insert(None);
+                }
+                self.rows.insert(entry, agg);
+            }
+            _ => return Err(inconsistent("changes by more than one", &entry.0, &entry.1)),
+        }
+        Ok(())
+    }
+
+    /// Closes the open epoch: writes its net changes as changelog lines to `out`, retractions
+    /// first, then insertions, each in (window, key) order. Rows that ended as they began
+    /// write nothing. Returns the number of lines.
+    pub fn close_epoch(&mut self, epoch: u64, out: &mut impl Write) -> Result<usize, SinkError> {
+        let lines = if self.empty_before {
+            write_rows(
+                out,
+                self.scale,
+                self.rows.iter().map(|row| (row, Some((epoch, 1)))),
+            )?;
+            self.rows.len()
+        } else {
+            let before = std::mem::take(&mut self.before);
+            let retractions: Vec<_> = before
+                .iter()
+                .filter_map(|(entry, old)| {
+                    let old = old.as_ref()?;
+                    (self.rows.get(entry) != Some(old)).then_some((entry, old))
+                })
+                .collect();
+            let insertions: Vec<_> = before
+                .iter()
+                .filter_map(|(entry, old)| {
+                    let new = self.rows.get(entry)?;
+                    (old.as_ref() != Some(new)).then_some((entry, new))
+                })
+                .collect();
+            let change = |diff| move |row| (row, Some((epoch, diff)));
+            let lines = retractions.iter().copied().map(change(-1));
+            write_rows(
+                out,
+                self.scale,
+                lines.chain(insertions.iter().copied().map(change(1))),
+            )?;
+            retractions.len() + insertions.len()
+        };
+        self.empty_before = self.rows.is_empty();
+        Ok(lines)
+    }
+
+    /// Applies one whole epoch's changes and writes them as changelog lines to `out`.
     ///
-    /// `changes` may hold several updates of one row; they are consolidated first, and rows
-    /// whose changes cancel write nothing.
+    /// `changes` may hold several updates of one row in any order; they are consolidated
+    /// first, and rows whose changes cancel write nothing.
     pub fn apply_epoch(
         &mut self,
         epoch: u64,
         mut changes: Vec<(AggRow, isize)>,
         out: &mut impl Write,
     ) -> Result<usize, SinkError> {
-        // Sorted by (window, key, aggregates), with one net diff per row.
         differential_dataflow::consolidation::consolidate(&mut changes);
-        let inconsistent = |what, row: &AggRow| SinkError::Inconsistent {
-            epoch,
-            what,
-            start: format_millis(row.0.0.start),
-            key: row.0.1.clone(),
-        };
-        // Retractions first, then insertions.
-        let retractions = changes.iter().filter(|(_, diff)| *diff < 0);
-        let insertions = changes.iter().filter(|(_, diff)| *diff > 0);
-        let lines = retractions
-            .chain(insertions)
-            .map(|(row, diff)| (row, Some((epoch, diff.signum() as i8))));
-        write_rows(out, self.scale, lines)?;
-        let mut retracted = 0;
-        for (row, diff) in changes.iter().filter(|(_, diff)| *diff < 0) {
-            retracted += 1;
-            if *diff != -1 || self.rows.remove(&row.0) != Some(row.1) {
-                return Err(inconsistent("retracts a missing", row));
+        let (retractions, insertions): (Vec<_>, Vec<_>) =
+            changes.into_iter().partition(|(_, diff)| *diff < 0);
+        for (row, diff) in retractions.into_iter().chain(insertions) {
+            let unit = diff.signum();
+            for _ in 0..diff.unsigned_abs() {
+                self.apply(epoch, row.clone(), unit)?;
             }
         }
-        let insertions = changes.into_iter().filter(|(_, diff)| *diff > 0);
-        let mut lines = 0;
-        if self.rows.is_empty() {
-            // Sorted and distinct: the table is built in bulk rather than row by row.
-            let mut table = Vec::new();
-            for (row, diff) in insertions {
-                if diff != 1 || table.last().is_some_and(|last: &AggRow| last.0 == row.0) {
-                    return Err(inconsistent("inserts a second", &row));
-                }
-                table.push(row);
-            }
-            lines += table.len();
-            self.rows = table.into_iter().collect();
-        } else {
-            for (row, diff) in insertions {
-                if diff != 1 || self.rows.contains_key(&row.0) {
-                    return Err(inconsistent("inserts a second", &row));
-                }
-                self.rows.insert(row.0, row.1);
-                lines += 1;
-            }
-        }
-        Ok(lines + retracted)
+        self.close_epoch(epoch, out)
     }
 
     /// Writes the snapshot: one row per (window, key), sorted.
@@ -451,6 +502,47 @@ mod tests {
         assert!(lines[2].starts_with(r#"{"epoch":1,"diff":-1,"#));
         assert!(lines[3].contains(r#""key":"b","count":2,"sum":"0.000002""#));
         assert_eq!(table.rows().len(), 2);
+    }
+
+    #[test]
+    fn changes_applied_as_they_arrive_write_only_the_net_change() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let mut out = Vec::new();
+        // Epoch 0: a row inserted and retracted within the epoch writes nothing.
+        table.apply(0, row(0, "a", 1, 1), 1).unwrap();
+        table.apply(0, row(0, "gone", 1, 1), 1).unwrap();
+        table.apply(0, row(0, "gone", 1, 1), -1).unwrap();
+        assert_eq!(table.close_epoch(0, &mut out).unwrap(), 1);
+        // Epoch 1: "a" changes and changes back (nothing), "b" appears, "a" then changes.
+        table.apply(1, row(0, "a", 1, 1), -1).unwrap();
+        table.apply(1, row(0, "a", 2, 5), 1).unwrap();
+        table.apply(1, row(0, "a", 2, 5), -1).unwrap();
+        table.apply(1, row(0, "a", 1, 1), 1).unwrap();
+        table.apply(1, row(0, "b", 1, 3), 1).unwrap();
+        assert_eq!(table.close_epoch(1, &mut out).unwrap(), 1);
+        table.apply(2, row(0, "a", 1, 1), -1).unwrap();
+        table.apply(2, row(0, "a", 1, 2), 1).unwrap();
+        assert_eq!(table.close_epoch(2, &mut out).unwrap(), 2);
+        // Epoch 3 changes nothing and writes nothing.
+        assert_eq!(table.close_epoch(3, &mut out).unwrap(), 0);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[0].starts_with(r#"{"epoch":0,"diff":1,"#) && lines[0].contains(r#""key":"a""#)
+        );
+        assert!(
+            lines[1].starts_with(r#"{"epoch":1,"diff":1,"#) && lines[1].contains(r#""key":"b""#)
+        );
+        assert!(
+            lines[2].starts_with(r#"{"epoch":2,"diff":-1,"#)
+                && lines[2].contains(r#""sum":"0.000001""#)
+        );
+        assert!(
+            lines[3].starts_with(r#"{"epoch":2,"diff":1,"#)
+                && lines[3].contains(r#""sum":"0.000002""#)
+        );
+        assert!(table.apply(4, row(0, "a", 1, 1), 1).is_err());
     }
 
     #[test]

@@ -264,14 +264,14 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
         loop {
             match output_rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(event) => {
-                    sink.absorb(event);
+                    sink.absorb(event)?;
                     sink.release(&mut changelog, &mut dead_letters, false)?;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             progress.update(
-                sink.next_epoch,
+                sink.open,
                 config.epochs(),
                 records_read.load(Ordering::Relaxed),
             );
@@ -319,43 +319,23 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The output of one epoch so far. A group that changes in many of an epoch's batches sends
-/// a retraction and an insertion each time; consolidating as it grows keeps only net changes.
-#[derive(Default)]
-struct EpochOutput {
-    rows: Vec<(AggRow, isize)>,
-    consolidated: usize,
-    dead: Vec<DeadLetter>,
-    ids: [i64; 2],
-}
-
-impl EpochOutput {
-    fn push(&mut self, output: Output, diff: isize) {
-        match output {
-            Output::Row(row) => {
-                self.rows.push((row, diff));
-                if self.rows.len() >= 2 * self.consolidated + 65_536 {
-                    differential_dataflow::consolidation::consolidate(&mut self.rows);
-                    self.consolidated = self.rows.len();
-                }
-            }
-            // A dead letter is inserted once and never retracted.
-            Output::Dead(letter) => self
-                .dead
-                .extend(std::iter::repeat_n(letter, diff.max(0) as usize)),
-            Output::Id(op) => self.ids[op as usize] += diff as i64,
-        }
-    }
-}
-
 /// Gathers the workers' captured output and releases it epoch by epoch.
+///
+/// The open epoch's row changes are applied to the table as they arrive (a group's changes
+/// come from the one worker that owns it, in the order it made them); when no worker can
+/// still add to the epoch, the table writes its net changes to the changelog. Output of a
+/// later epoch that arrives first waits until the open epoch closes.
 struct Sink {
     /// Times still possible at some worker's capture.
     frontier: MutableAntichain<Time>,
-    /// Output of epochs not yet complete.
-    pending: BTreeMap<u64, EpochOutput>,
-    /// The first epoch not yet released.
-    next_epoch: u64,
+    /// Number of epochs in the run.
+    epochs: u64,
+    /// The epoch whose changes are being applied.
+    open: u64,
+    /// Dead letters of the open epoch, written in position order when it closes.
+    dead: Vec<DeadLetter>,
+    /// Output of later epochs that arrived before the open epoch closed.
+    early: BTreeMap<u64, Vec<(Output, isize)>>,
     table: Table,
     summary: Summary,
     ids: [i64; 2],
@@ -368,28 +348,51 @@ impl Sink {
         frontier.update_iter([(0, config.workers as i64)]);
         Sink {
             frontier,
-            pending: BTreeMap::new(),
-            next_epoch: 0,
+            epochs: config.epochs(),
+            open: 0,
+            dead: Vec::new(),
+            early: BTreeMap::new(),
             table: Table::new(config.scale),
             summary: Summary::default(),
             ids: [0, 0],
         }
     }
 
-    fn absorb(&mut self, event: Captures) {
+    fn absorb(&mut self, event: Captures) -> anyhow::Result<()> {
         match event {
-            Captured::Progress(changes) => {
-                self.frontier.update_iter(changes);
-            }
+            Captured::Progress(changes) => self.frontier.update_iter(changes).for_each(drop),
             Captured::Messages(_stamp, updates) => {
                 for (output, time, diff) in updates {
-                    self.pending
-                        .entry(epoch_of(time))
-                        .or_default()
-                        .push(output, diff);
+                    self.take(epoch_of(time), output, diff)?;
                 }
             }
         }
+        Ok(())
+    }
+
+    fn take(&mut self, epoch: u64, output: Output, diff: isize) -> anyhow::Result<()> {
+        if epoch > self.open {
+            self.early.entry(epoch).or_default().push((output, diff));
+            return Ok(());
+        }
+        anyhow::ensure!(
+            epoch == self.open,
+            "internal error: output for epoch {epoch} after it was written"
+        );
+        match output {
+            Output::Row(row) => {
+                for _ in 1..diff.unsigned_abs() {
+                    self.table.apply(epoch, row.clone(), diff.signum())?;
+                }
+                self.table.apply(epoch, row, diff.signum())?;
+            }
+            // A dead letter is inserted once and never retracted.
+            Output::Dead(letter) => self
+                .dead
+                .extend(std::iter::repeat_n(letter, diff.max(0) as usize)),
+            Output::Id(op) => self.ids[op as usize] += diff as i64,
+        }
+        Ok(())
     }
 
     /// Writes out every epoch that no worker can still add to (all of them if `all`).
@@ -399,20 +402,12 @@ impl Sink {
         dead_letters: &mut impl Write,
         all: bool,
     ) -> anyhow::Result<()> {
-        while let Some(entry) = self.pending.first_entry() {
-            let epoch = *entry.key();
-            if !all && self.frontier.less_than(&epoch_start(epoch + 1)) {
-                break;
-            }
-            let EpochOutput {
-                rows,
-                mut dead,
-                ids,
-                ..
-            } = entry.remove();
-            self.ids[0] += ids[0];
-            self.ids[1] += ids[1];
-            self.summary.changelog_lines += self.table.apply_epoch(epoch, rows, changelog)? as u64;
+        while self.open < self.epochs
+            && (all || !self.frontier.less_than(&epoch_start(self.open + 1)))
+        {
+            let epoch = self.open;
+            self.summary.changelog_lines += self.table.close_epoch(epoch, changelog)? as u64;
+            let mut dead = std::mem::take(&mut self.dead);
             dead.sort();
             for letter in &dead {
                 write_dead_letter(letter, dead_letters)
@@ -422,7 +417,10 @@ impl Sink {
             dead_letters
                 .flush()
                 .context("cannot write dead_letter.jsonl")?;
-            self.next_epoch = epoch + 1;
+            self.open = epoch + 1;
+            for (output, diff) in self.early.remove(&self.open).unwrap_or_default() {
+                self.take(self.open, output, diff)?;
+            }
         }
         self.summary.ids_current = self.ids[Op::Upsert as usize].max(0) as u64;
         self.summary.ids_deleted = self.ids[Op::Delete as usize].max(0) as u64;
