@@ -10,10 +10,11 @@
 //! Each worker reads its own byte range of every file (a gzip file goes whole to one worker),
 //! decodes lines, and feeds records into the dataflow in batches of `--batch-records`, each
 //! at its own internal time within the file's epoch. The sink, on the calling thread, gathers
-//! every worker's output, and when all workers have passed an epoch, consolidates that epoch's
-//! changes, writes them to the changelog, and applies them to the table; at the end it writes
-//! the snapshot, the digests and the summary. Reading stays at most one batch ahead of the
-//! dataflow on each worker, and epochs are processed one at a time.
+//! every worker's output and applies the open epoch's row changes to the table as they
+//! arrive; when all workers have passed the epoch, it writes the epoch's net changes to the
+//! changelog and its dead letters in position order. At the end it writes the snapshot, the
+//! digests and the summary. Reading stays at most one batch ahead of the dataflow on each
+//! worker, and epochs are processed one at a time.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
