@@ -8,7 +8,7 @@ use crate::time::Millis;
 /// The dataflow timestamp: an internal sequence number of ingested batches.
 ///
 /// A SPEC epoch (one input file, by default) is split into several internal batches so that the
-/// dataflow works on a bounded amount of data at a time; [`Time::epoch`] recovers the epoch.
+/// dataflow works on a bounded amount of data at a time; [`epoch_of`] recovers the epoch.
 pub type Time = u64;
 
 /// How many internal batch times one epoch owns (the low 32 bits of a [`Time`]).

@@ -7,7 +7,7 @@
 //!
 //! Lines end at `\n`; a trailing `\r` is removed, and so is a UTF-8 byte-order mark at the
 //! start of a file. A line longer than the limit is not held in memory: its first
-//! [`RAW_LIMIT`](crate::event::RAW_LIMIT) bytes are kept for the dead letter and the rest is
+//! [`RAW_LIMIT`] bytes are kept for the dead letter and the rest is
 //! skipped.
 
 use std::fs::File;

@@ -6,7 +6,7 @@
 //!
 //! - [`aggregate`]: `amend aggregate`, windowed aggregates with a changelog, a snapshot,
 //!   dead letters, digests and a summary.
-//! - [`r#gen`]: `amend gen`, deterministic synthetic event histories.
+//! - `gen`: `amend gen`, deterministic synthetic event histories.
 
 use std::io::Write;
 
