@@ -554,6 +554,21 @@ fn explain_prints_the_graph_and_writes_no_output() {
 }
 
 #[test]
+fn explain_needs_only_the_window() {
+    let dir = TestDir::new();
+    let run = dir.run(&["aggregate", "--window", "tumbling:1m", "--explain"]);
+    run.expect_success();
+    assert!(run.stdout.contains("ResolveIds"), "{run}");
+    // Without --explain, inputs and --out are required again.
+    let run = dir.run(&["aggregate", "--window", "tumbling:1m"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("--input") && run.stderr.contains("--out"),
+        "{run}"
+    );
+}
+
+#[test]
 fn a_successful_run_is_silent_on_piped_stderr_and_summarises_on_stdout() {
     let dir = TestDir::new();
     let bad = "{\"id\":\"b\",\"key\":\"k\",\"ts\":\"yesterday\",\"value\":1}\n";

@@ -45,7 +45,7 @@ pub enum Command {
 #[derive(clap::Args, Debug, Clone)]
 pub struct AggregateArgs {
     /// Event files, read in the order given, one epoch each (.jsonl, .ndjson, .json or .csv, optionally .gz).
-    #[arg(long, value_name = "FILE", num_args = 1.., required = true, help_heading = "Input")]
+    #[arg(long, value_name = "FILE", num_args = 1.., required_unless_present = "explain", help_heading = "Input")]
     pub input: Vec<PathBuf>,
 
     /// Correction files, read after all --input files, one epoch each.
@@ -106,8 +106,13 @@ pub struct AggregateArgs {
     pub window: String,
 
     /// Output directory (created if missing; existing output files are replaced).
-    #[arg(long, value_name = "DIR", help_heading = "Output")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "explain",
+        help_heading = "Output"
+    )]
+    pub out: Option<PathBuf>,
 
     /// Format of the snapshot file: snapshot.jsonl or snapshot.csv.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SnapshotFormatArg::Jsonl, help_heading = "Output")]
@@ -126,7 +131,7 @@ pub struct AggregateArgs {
     )]
     pub batch_records: u64,
 
-    /// Print the dataflow graph (operators, edges, exchanges between workers) and exit.
+    /// Print the dataflow graph (operators, edges, exchanges between workers) and exit; inputs and --out are not needed.
     #[arg(long, help_heading = "Runtime")]
     pub explain: bool,
 

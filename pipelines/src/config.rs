@@ -76,7 +76,9 @@ impl AggregateConfig {
         };
         names.validate().map_err(usage)?;
         let mut inputs = Vec::new();
-        for (index, path) in args.input.iter().chain(&args.corrections).enumerate() {
+        // The graph that --explain prints does not depend on the inputs: they are not opened.
+        let paths = args.input.iter().chain(&args.corrections);
+        for (index, path) in paths.enumerate().filter(|_| !args.explain) {
             let index = u32::try_from(index).map_err(|_| usage("too many input files".into()))?;
             inputs.push(InputFile::open(path, index, u64::from(index))?);
         }
@@ -85,7 +87,7 @@ impl AggregateConfig {
             names,
             scale,
             window,
-            out: args.out.clone(),
+            out: args.out.clone().unwrap_or_default(),
             snapshot_format: match args.snapshot_format {
                 SnapshotFormatArg::Jsonl => SnapshotFormat::JsonLines,
                 SnapshotFormatArg::Csv => SnapshotFormat::Csv,
