@@ -12,7 +12,10 @@
 //! search in its own group — not a rescan of the group, and nothing for other groups. Only
 //! the group's current row is kept, never its history.
 
+use std::hash::BuildHasher;
+
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use hashbrown::hash_table::HashTable;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -53,6 +56,9 @@ impl Agg {
 
 /// One row of the aggregate table.
 pub type AggRow = ((Window, String), Agg);
+
+/// What a group is keyed by.
+type GroupKey = (Window, String);
 
 /// The state of one group: its values with multiplicities, and running count and sum.
 #[derive(Clone, Debug, Default)]
@@ -118,8 +124,10 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
         let exchange = Exchange::new(|update: &(WindowedValue, Time, isize)| (update.0).0.hashed());
         self.inner
             .unary_frontier(exchange, "Aggregate", |_capability, _info| {
-                let mut groups: foldhash::HashMap<(Window, String), Box<Group>> =
-                    foldhash::HashMap::default();
+                // Each group with its (window, key), found by the key's hash; boxed, so the
+                // table's slots (and its growth) cost a pointer each.
+                let hasher = foldhash::fast::RandomState::default();
+                let mut groups: HashTable<Box<(GroupKey, Group)>> = HashTable::new();
                 let mut pending = Stash::default();
                 move |(input, frontier), output| {
                     input.for_each(|capability, data| {
@@ -134,10 +142,15 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                         let mut session = output.session(&capability);
                         let mut updates = updates.into_iter().peekable();
                         while let Some(((key, value), diff)) = updates.next() {
-                            if !groups.contains_key(&key) {
-                                groups.insert(key.clone(), Box::default());
-                            }
-                            let group = groups.get_mut(&key).expect("inserted above");
+                            let hash = hasher.hash_one(&key);
+                            let mut entry = groups
+                                .entry(
+                                    hash,
+                                    |entry| entry.0 == key,
+                                    |entry| hasher.hash_one(&entry.0),
+                                )
+                                .or_insert_with(|| Box::new((key.clone(), Group::default())));
+                            let group = &mut entry.get_mut().1;
                             let before = group.agg();
                             group.update(value, diff as i64);
                             while let Some(((_, value), diff)) =
@@ -147,7 +160,7 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                             }
                             let after = group.agg();
                             if group.values.is_empty() {
-                                groups.remove(&key);
+                                entry.remove();
                             }
                             if before == after {
                                 continue;

@@ -15,11 +15,10 @@
 //! Input diffs other than positive ones are ignored: the input is a log of what producers
 //! sent, and nothing un-sends a record; a correction is a new record.
 
-use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use hashbrown::hash_table::{Entry, HashTable};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
@@ -32,34 +31,15 @@ pub trait ResolveIds<'scope> {
     fn resolve_ids(self) -> VecCollection<'scope, Time, Event>;
 }
 
-/// An event stored by its id alone, so a set of them is a map from id to current record that
-/// stores each id once. Boxed, so the table's slots (and its growth) cost a pointer each.
-#[derive(Debug)]
-struct ById(Box<Event>);
-
-impl PartialEq for ById {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
-    }
-}
-impl Eq for ById {}
-impl Hash for ById {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.id.as_str().hash(state)
-    }
-}
-impl Borrow<str> for ById {
-    fn borrow(&self) -> &str {
-        &self.0.id
-    }
-}
-
 impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
     fn resolve_ids(self) -> VecCollection<'scope, Time, Event> {
         let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
         self.inner
             .unary_frontier(exchange, "ResolveIds", |_capability, _info| {
-                let mut current: HashSet<ById, foldhash::fast::RandomState> = HashSet::default();
+                // The current record of each id, found by the hash of the id. Boxed, so the
+                // table's slots (and its growth) cost a pointer each.
+                let hasher = foldhash::fast::RandomState::default();
+                let mut current: HashTable<Box<Event>> = HashTable::new();
                 // Records waiting for their time to complete.
                 let mut pending = Stash::default();
                 move |(input, frontier), output| {
@@ -74,17 +54,25 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                     while let Some((time, capability, events)) = pending.pop_complete(frontier) {
                         let mut session = output.session(&capability);
                         for event in events {
-                            match current.get(event.id.as_str()) {
-                                Some(old) if old.0.precedence() >= event.precedence() => {}
-                                _ => {
-                                    if let Some(old) =
-                                        current.replace(ById(Box::new(event.clone())))
-                                    {
-                                        session.give((*old.0, time, -1));
+                            let hash = hasher.hash_one(event.id.as_str());
+                            match current.entry(
+                                hash,
+                                |e| e.id == event.id,
+                                |e| hasher.hash_one(e.id.as_str()),
+                            ) {
+                                Entry::Occupied(mut old) => {
+                                    if old.get().precedence() >= event.precedence() {
+                                        continue;
                                     }
-                                    session.give((event, time, 1));
+                                    let old =
+                                        std::mem::replace(&mut **old.get_mut(), event.clone());
+                                    session.give((old, time, -1));
+                                }
+                                Entry::Vacant(slot) => {
+                                    slot.insert(Box::new(event.clone()));
                                 }
                             }
+                            session.give((event, time, 1));
                         }
                     }
                 }
