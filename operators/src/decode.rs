@@ -246,11 +246,6 @@ impl Decoder {
         }
     }
 
-    /// The decimal scale values are read at.
-    pub fn scale(&self) -> Scale {
-        self.scale
-    }
-
     /// Decodes one JSON Lines line (without its line terminator).
     pub fn decode_json(&self, line: &[u8], position: Position) -> Result<Event, BadRecord> {
         let text = utf8(line)?;

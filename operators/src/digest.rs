@@ -6,7 +6,6 @@
 //! each window in ascending (start, end) order. Two tables are equal exactly when their table
 //! digests are; a differing window is found by comparing window digests alone.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -44,13 +43,6 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The row text hashed for one (key, aggregates), ending in `\n`.
-pub fn row_text(key: &str, agg: &Agg, scale: Scale) -> String {
-    let mut text = String::new();
-    write_row_text(&mut text, key, agg, scale);
-    text
-}
-
 /// Appends the row text of one (key, aggregates) to `out`.
 fn write_row_text(out: &mut String, key: &str, agg: &Agg, scale: Scale) {
     let _ = write!(out, "{}:{key}|{}|", key.len(), agg.count);
@@ -68,7 +60,7 @@ fn write_row_text(out: &mut String, key: &str, agg: &Agg, scale: Scale) {
     );
 }
 
-/// Digests a table given in (window, key) order, as a `BTreeMap` iterates it.
+/// Digests a table given in (window, key) order, as a `BTreeMap` of rows iterates it.
 pub fn digest_table<'a>(
     rows: impl IntoIterator<Item = (&'a (Window, String), &'a Agg)>,
     scale: Scale,
@@ -107,15 +99,11 @@ pub fn digest_table<'a>(
     }
 }
 
-/// Digests a `BTreeMap` table.
-pub fn digest_map(rows: &BTreeMap<(Window, String), Agg>, scale: Scale) -> TableDigest {
-    digest_table(rows, scale)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decimal::Decimal;
+    use std::collections::BTreeMap;
 
     fn agg(count: u64, sum: i128, min: i128, max: i128) -> Agg {
         Agg {
@@ -145,7 +133,7 @@ mod tests {
         rows.insert((w1, "b".to_string()), agg(1, -5, -5, -5));
         rows.insert((w1, "a".to_string()), agg(2, 3050, 1000, 2050));
         rows.insert((w2, "é".to_string()), agg(1, 0, 0, 0));
-        let digest = digest_map(&rows, scale);
+        let digest = digest_table(&rows, scale);
         // Hand-written hash inputs: keys in byte order, byte lengths, canonical decimals.
         let d1 = sha("1:a|2|30.5|10|20.5\n1:b|1|-0.05|-0.05|-0.05\n");
         let d2 = sha("2:é|1|0|0|0\n");
@@ -163,7 +151,7 @@ mod tests {
 
     #[test]
     fn empty_table_is_the_hash_of_nothing() {
-        let digest = digest_map(&BTreeMap::new(), Scale::DEFAULT);
+        let digest = digest_table(&BTreeMap::new(), Scale::DEFAULT);
         assert!(digest.windows.is_empty());
         assert_eq!(digest.table, sha(""));
     }
@@ -178,9 +166,9 @@ mod tests {
         for s in [0, 10, 20] {
             rows.insert((w(s), "k".to_string()), agg(1, 7, 7, 7));
         }
-        let before = digest_map(&rows, Scale::DEFAULT);
+        let before = digest_table(&rows, Scale::DEFAULT);
         rows.insert((w(10), "k".to_string()), agg(1, 8, 8, 8));
-        let after = digest_map(&rows, Scale::DEFAULT);
+        let after = digest_table(&rows, Scale::DEFAULT);
         assert_ne!(before.table, after.table);
         let changed: Vec<_> = (0..3)
             .filter(|i| before.windows[*i] != after.windows[*i])

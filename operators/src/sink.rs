@@ -1,11 +1,11 @@
 //! Sinks: the aggregate table as a changelog, a snapshot, digests; dead letters.
 //!
-//! A [`Table`] is the materialized aggregate table outside the dataflow. It takes each epoch's
-//! changes as a consolidated set of row retractions and insertions ([`Table::apply_epoch`]),
-//! writes them as changelog lines (retractions first, then insertions, each in
-//! (window_start, window_end, key) order, so output is byte-identical for any worker count),
-//! and checks that every retraction removes a row that is there: the changelog replays to
-//! the table exactly.
+//! A [`Table`] is the materialized aggregate table outside the dataflow. It takes the open
+//! epoch's row changes as they arrive ([`Table::apply`]), checking that every retraction
+//! removes a row that is there, and when the epoch closes ([`Table::close_epoch`]) writes its
+//! net changes as changelog lines: retractions first, then insertions, each in
+//! (window_start, window_end, key) order, so output is byte-identical for any worker count and
+//! the changelog replays to the table exactly.
 //!
 //! Decimals are written canonically as JSON strings; times as RFC 3339 UTC with milliseconds.
 
@@ -15,32 +15,11 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::aggregate::{Agg, AggRow};
-use crate::decimal::Scale;
-use crate::digest::{TableDigest, digest_map};
+use crate::decimal::{Decimal, Scale};
+use crate::digest::{TableDigest, digest_table};
 use crate::event::DeadLetter;
 use crate::time::format_millis;
 use crate::window::Window;
-
-/// The text fields of a snapshot row.
-#[derive(Debug)]
-pub struct RowOut<'a> {
-    /// Window start, RFC 3339.
-    pub window_start: String,
-    /// Window end, RFC 3339.
-    pub window_end: String,
-    /// Group key.
-    pub key: &'a str,
-    /// Record count.
-    pub count: u64,
-    /// Canonical decimal.
-    pub sum: String,
-    /// Canonical decimal.
-    pub min: String,
-    /// Canonical decimal.
-    pub max: String,
-    /// Canonical decimal, half-to-even.
-    pub mean: String,
-}
 
 /// Why an aggregate row cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -68,33 +47,6 @@ pub enum SinkError {
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
-}
-
-impl<'a> RowOut<'a> {
-    /// The output form of one row.
-    pub fn new(
-        window: &Window,
-        key: &'a str,
-        agg: &Agg,
-        scale: Scale,
-    ) -> Result<RowOut<'a>, SinkError> {
-        let overflow = || SinkError::Overflow {
-            start: format_millis(window.start),
-            key: key.to_owned(),
-        };
-        let sum = agg.sum.ok_or_else(overflow)?;
-        let mean = agg.mean().ok_or_else(overflow)?;
-        Ok(RowOut {
-            window_start: format_millis(window.start),
-            window_end: format_millis(window.end),
-            key,
-            count: agg.count,
-            sum: sum.to_canonical(scale),
-            min: agg.min.to_canonical(scale),
-            max: agg.max.to_canonical(scale),
-            mean: mean.to_canonical(scale),
-        })
-    }
 }
 
 /// The snapshot file formats.
@@ -270,17 +222,19 @@ impl Table {
                     "mean",
                 ])
                 .map_err(csv_error)?;
+                let mut writer = RowWriter::new(self.scale);
                 for ((window, key), agg) in &self.rows {
-                    let row = RowOut::new(window, key, agg, self.scale)?;
+                    let scale = self.scale;
+                    let row = writer.fields(window, key, agg)?;
                     csv.write_record([
-                        row.window_start.as_str(),
-                        row.window_end.as_str(),
-                        row.key,
-                        &row.count.to_string(),
-                        &row.sum,
-                        &row.min,
-                        &row.max,
-                        &row.mean,
+                        row.start,
+                        row.end,
+                        key,
+                        &agg.count.to_string(),
+                        &row.sum.to_canonical(scale),
+                        &agg.min.to_canonical(scale),
+                        &agg.max.to_canonical(scale),
+                        &row.mean.to_canonical(scale),
                     ])
                     .map_err(csv_error)?;
                 }
@@ -292,7 +246,7 @@ impl Table {
 
     /// The table's digests.
     pub fn digest(&self) -> TableDigest {
-        digest_map(&self.rows, self.scale)
+        digest_table(&self.rows, self.scale)
     }
 }
 
@@ -359,8 +313,8 @@ impl<'a> RowRef<'a> for (&'a (Window, String), &'a Agg) {
     }
 }
 
-/// Writes changelog and snapshot lines as JSON without building them in memory; rows come in
-/// window order, so the last window's RFC 3339 bounds are formatted once and reused.
+/// Formats changelog and snapshot rows without building them in memory; rows come in window
+/// order, so the last window's RFC 3339 bounds are formatted once and reused.
 struct RowWriter {
     scale: Scale,
     window: Option<(Window, String, String)>,
@@ -374,14 +328,15 @@ impl RowWriter {
         }
     }
 
-    fn write(
+    /// The parts of a row that are computed or checked rather than copied: the window's
+    /// bounds as text (reused while rows stay in one window), and the sum and mean, which
+    /// fail if the sum does not fit 128-bit fixed point.
+    fn fields(
         &mut self,
-        out: &mut impl Write,
-        change: Option<(u64, i8)>,
         window: &Window,
         key: &str,
         agg: &Agg,
-    ) -> Result<(), SinkError> {
+    ) -> Result<RowFields<'_>, SinkError> {
         let overflow = || SinkError::Overflow {
             start: format_millis(window.start),
             key: key.to_owned(),
@@ -398,6 +353,30 @@ impl RowWriter {
             ));
         }
         let (_, start, end) = self.window.as_ref().expect("set above");
+        Ok(RowFields {
+            start,
+            end,
+            sum,
+            mean,
+        })
+    }
+
+    /// Writes one JSON line: a changelog line if `change` is given, else a snapshot row.
+    fn write(
+        &mut self,
+        out: &mut impl Write,
+        change: Option<(u64, i8)>,
+        window: &Window,
+        key: &str,
+        agg: &Agg,
+    ) -> Result<(), SinkError> {
+        let scale = self.scale;
+        let RowFields {
+            start,
+            end,
+            sum,
+            mean,
+        } = self.fields(window, key, agg)?;
         if let Some((epoch, diff)) = change {
             write!(out, "{{\"epoch\":{epoch},\"diff\":{diff},")?;
         } else {
@@ -408,7 +387,6 @@ impl RowWriter {
             "\"window_start\":\"{start}\",\"window_end\":\"{end}\",\"key\":"
         )?;
         serde_json::to_writer(&mut *out, key).map_err(io::Error::from)?;
-        let scale = self.scale;
         writeln!(
             out,
             ",\"count\":{},\"sum\":\"{}\",\"min\":\"{}\",\"max\":\"{}\",\"mean\":\"{}\"}}",
@@ -420,6 +398,14 @@ impl RowWriter {
         )?;
         Ok(())
     }
+}
+
+/// See [`RowWriter::fields`].
+struct RowFields<'w> {
+    start: &'w str,
+    end: &'w str,
+    sum: Decimal,
+    mean: Decimal,
 }
 
 fn csv_error(error: csv::Error) -> SinkError {
