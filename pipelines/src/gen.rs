@@ -26,6 +26,8 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
+use amend_operators::time;
+use amend_operators::{Decimal, Scale};
 use anyhow::{Context, anyhow, ensure};
 use chrono::Datelike;
 use rand::{Rng, SeedableRng};
@@ -103,9 +105,8 @@ const MAX_SOURCES: u64 = 1_000_000;
 /// Output is handed to the writer in chunks of about this size.
 const FLUSH_AT: usize = 1 << 16;
 const DAY_MS: i64 = 86_400_000;
-/// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: RFC 3339 has four-digit years.
-const MIN_MS: i64 = -62_167_219_200_000;
-const END_MS: i64 = 253_402_300_800_000;
+/// The end of the event times amend reads (years 1 to 9999): generated data must stay readable.
+const END_MS: i64 = time::MAX_MILLIS + 1;
 
 /// Validates `args`, creates `--out` and writes `events.jsonl` and `corrections.jsonl` into it.
 pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
@@ -195,12 +196,10 @@ impl Params {
             );
         }
         let span_ms = parse_span(&a.span)?;
-        let start_ms = chrono::DateTime::parse_from_rfc3339(&a.start)
-            .map_err(|e| anyhow!("--start: invalid RFC 3339 time {:?} ({e})", a.start))?
-            .timestamp_millis();
+        let start_ms = time::parse_rfc3339(&a.start).map_err(|e| anyhow!("--start: {e}"))?;
         ensure!(
-            (MIN_MS..END_MS).contains(&start_ms) && END_MS - start_ms >= span_ms,
-            "--start {:?} with --span {:?} leaves the years 0000-9999 that RFC 3339 can write",
+            END_MS - start_ms >= span_ms,
+            "--start {:?} with --span {:?} leaves the years 1-9999 that amend reads",
             a.start,
             a.span
         );
@@ -331,19 +330,8 @@ fn push_padded(buf: &mut Vec<u8>, mut n: u64, width: usize) {
 
 /// An amount in cents as canonical decimal text: `12.5`, `-3.07`, `100`, `0`.
 fn push_cents(buf: &mut Vec<u8>, cents: i64) {
-    if cents < 0 {
-        buf.push(b'-');
-    }
-    let abs = cents.unsigned_abs();
-    push_u64(buf, abs / 100);
-    let frac = abs % 100;
-    if frac != 0 {
-        buf.push(b'.');
-        buf.push(b'0' + (frac / 10) as u8);
-        if !frac.is_multiple_of(10) {
-            buf.push(b'0' + (frac % 10) as u8);
-        }
-    }
+    let cents_scale = Scale::new(2).expect("2 fractional digits are supported");
+    let _ = write!(buf, "{}", Decimal(i128::from(cents)).display(cents_scale));
 }
 
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, caching the date of the last day.
@@ -360,7 +348,7 @@ impl TsFormat {
         }
     }
 
-    /// `ms` must lie in years 0000-9999 (checked by `Params::new`).
+    /// `ms` must lie in years 1-9999 (checked by `Params::new`).
     fn push(&mut self, buf: &mut Vec<u8>, ms: i64) {
         let day = ms.div_euclid(DAY_MS);
         if day != self.day {
@@ -1588,7 +1576,7 @@ mod tests {
                     ..base.clone()
                 },
                 "--start",
-                "\"2026-11-20\"",
+                "`2026-11-20`",
             ),
             (
                 GenArgs {
@@ -1632,8 +1620,8 @@ mod tests {
     #[test]
     fn timestamps_match_chrono() {
         assert_eq!(
-            MIN_MS,
-            chrono::DateTime::parse_from_rfc3339("0000-01-01T00:00:00Z")
+            time::MIN_MILLIS,
+            chrono::DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
                 .unwrap()
                 .timestamp_millis()
         );
@@ -1646,10 +1634,18 @@ mod tests {
         let mut rng = Random(ChaCha8Rng::seed_from_u64(3));
         let mut tsf = TsFormat::new();
         let mut buf = Vec::new();
-        let fixed = [MIN_MS, END_MS - 1, -1, 0, 1, 1_795_132_800_000, -86_400_001];
+        let fixed = [
+            time::MIN_MILLIS,
+            END_MS - 1,
+            -1,
+            0,
+            1,
+            1_795_132_800_000,
+            -86_400_001,
+        ];
         let random = (0..20_000).map(|i| {
             if i % 2 == 0 {
-                rng.between(MIN_MS, END_MS - 1)
+                rng.between(time::MIN_MILLIS, END_MS - 1)
             } else {
                 rng.between(-1 << 36, 1 << 36)
             }
