@@ -37,6 +37,9 @@ pub enum Command {
     /// Events come in producer order with a share of late events, exact replays and bad lines;
     /// corrections hold same-version fixes, new versions, stale versions and deletes.
     ///
+    /// With --out -, one stream goes to stdout instead: both files' lines interleaved, in
+    /// constant memory, event time advancing through it.
+    ///
     /// Example: amend gen --events 100000 --keys 50 --out data/
     Gen(GenArgs),
 }

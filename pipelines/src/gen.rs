@@ -14,6 +14,16 @@
 //! a replay repeats a line that is still its id's current record (or a stale one), so "a replay
 //! changes nothing" and "a later record with the same version replaces" never disagree.
 //!
+//! With `--out -` it writes one stream to standard output instead, for a pipeline that reads
+//! standard input (`amend gen --out - ... | amend aggregate --follow --input - ...`): the lines
+//! of both files interleaved at random, in memory that does not grow with `--events`. Event time
+//! advances through the stream as through the events file. Corrections, stale records and
+//! deletes touch only the 4,096 most recent ids, and a time they move to lies at most
+//! `--max-delay` behind the stream position, as a late event's does. A replay repeats a line of
+//! the recent past or of a bounded sample of all of it, and only while that line is still its
+//! id's current record (or stale), so it changes nothing. With a finite `--allowed-lateness`
+//! the state a consumer must keep stays bounded.
+//!
 //! Counts are exact, not sampled: `--events` is the number of lines of the events file, of which
 //! `round(events × bad)` are bad and `round(events × replays)` are replays; the corrections file
 //! has `round(events × corrections)` lines, of which `round(lines × bad)` are bad and the deletes,
@@ -37,6 +47,9 @@ use rand_chacha::ChaCha8Rng;
 #[derive(clap::Args, Debug, Clone)]
 pub struct GenArgs {
     /// Output directory; writes events.jsonl and corrections.jsonl into it (created if missing).
+    ///
+    /// `-` writes one stream to standard output instead: the events and corrections lines
+    /// interleaved, generated in constant memory, for `amend aggregate --follow --input -`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Seed of the generator: the same seed and parameters give byte-identical files.
@@ -60,6 +73,12 @@ pub struct GenArgs {
     /// Fraction of events whose time is well behind the stream position.
     #[arg(long, default_value_t = 0.05)]
     pub late: f64,
+    /// How far behind the stream position a late event's time is at most, e.g. 10m [default: a fifth of --span]
+    ///
+    /// Late events are between a tenth of this and this far behind. With --out -, it also bounds
+    /// how far behind the stream position a correction moves an event's time.
+    #[arg(long, value_name = "DURATION")]
+    pub max_delay: Option<String>,
     /// Fraction of lines that are exact replays of an earlier line.
     #[arg(long, default_value_t = 0.02)]
     pub replays: f64,
@@ -108,9 +127,25 @@ const DAY_MS: i64 = 86_400_000;
 /// The end of the event times amend reads (years 1 to 9999): generated data must stay readable.
 const END_MS: i64 = time::MAX_MILLIS + 1;
 
-/// Validates `args`, creates `--out` and writes `events.jsonl` and `corrections.jsonl` into it.
+impl GenArgs {
+    /// Whether `--out -` asks for one stream on standard output.
+    pub fn to_stdout(&self) -> bool {
+        self.out.as_os_str() == "-"
+    }
+}
+
+/// Validates `args`, creates `--out` and writes `events.jsonl` and `corrections.jsonl` into it;
+/// with `--out -`, writes the stream to standard output instead (the report's paths are `-`).
 pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     Params::new(args).map_err(|e| crate::UsageError(e.to_string()))?;
+    if args.to_stdout() {
+        let report = stream(args, &mut io::stdout().lock())?;
+        return Ok(GenReport {
+            events_path: args.out.clone(),
+            corrections_path: args.out.clone(),
+            ..report
+        });
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create directory {}", args.out.display()))?;
     let events_path = args.out.join(EVENTS_FILE);
@@ -154,6 +189,24 @@ pub fn generate(
     })
 }
 
+/// Writes the events and corrections lines interleaved into `out`, as one stream, in bounded
+/// memory (buffered internally, flushed at the end). The report counts the lines of each kind;
+/// its paths are empty.
+pub fn stream(args: &GenArgs, out: &mut impl Write) -> anyhow::Result<GenReport> {
+    let params = Params::new(args)?;
+    let mut g = Generator::new(&params, args.seed);
+    let mut sink = Sink::new(out);
+    let (event_lines, correction_lines) = g.stream(&mut sink).context("writing the stream")?;
+    sink.finish().context("writing the stream")?;
+    Ok(GenReport {
+        events_path: PathBuf::new(),
+        corrections_path: PathBuf::new(),
+        event_lines,
+        correction_lines,
+        bad_lines: g.bad_lines,
+    })
+}
+
 /// Validated arguments.
 struct Params {
     events: u64,
@@ -162,6 +215,9 @@ struct Params {
     start_ms: i64,
     span_ms: i64,
     late: Prob,
+    /// How far behind the stream position a late event's time is: `[late_min, late_max]` ms.
+    late_min: i64,
+    late_max: i64,
     replays: f64,
     corrections: f64,
     stale: f64,
@@ -197,6 +253,15 @@ impl Params {
         }
         let span_ms = parse_span(&a.span)?;
         let start_ms = time::parse_rfc3339(&a.start).map_err(|e| anyhow!("--start: {e}"))?;
+        let (late_min, late_max) = match &a.max_delay {
+            None => (span_ms / 50, span_ms / 5),
+            Some(text) => {
+                let delay = time::parse_duration(text).map_err(|e| anyhow!("--max-delay: {e}"))?;
+                (delay / 10, delay)
+            }
+        };
+        let late_min = late_min.max(1);
+        let late_max = late_max.max(late_min);
         ensure!(
             END_MS - start_ms >= span_ms,
             "--start {:?} with --span {:?} leaves the years 1-9999 that amend reads",
@@ -210,6 +275,8 @@ impl Params {
             start_ms,
             span_ms,
             late: Prob::new(a.late),
+            late_min,
+            late_max,
             replays: a.replays,
             corrections: a.corrections,
             stale: a.stale,
@@ -487,10 +554,32 @@ fn push_rec(buf: &mut Vec<u8>, tsf: &mut TsFormat, r: &Rec, m: &Mangle) {
 /// Replay candidates of the events file: the last `RING` lines and a uniform sample of all.
 #[derive(Default)]
 struct History {
-    ring: Vec<Vec<u8>>,
+    ring: Vec<Candidate>,
     next: usize,
-    reservoir: Vec<Vec<u8>>,
+    reservoir: Vec<Candidate>,
     seen: u64,
+}
+
+/// A line that may be replayed, while it is still the current record of its id.
+struct Candidate {
+    line: Vec<u8>,
+    id: u64,
+    current: bool,
+}
+
+impl Candidate {
+    fn new(line: &[u8], id: u64) -> Candidate {
+        Candidate {
+            line: line.to_vec(),
+            id,
+            current: true,
+        }
+    }
+
+    fn overwrite(&mut self, line: &[u8], id: u64) {
+        overwrite(&mut self.line, line);
+        (self.id, self.current) = (id, true);
+    }
 }
 
 fn overwrite(slot: &mut Vec<u8>, line: &[u8]) {
@@ -499,30 +588,51 @@ fn overwrite(slot: &mut Vec<u8>, line: &[u8]) {
 }
 
 impl History {
-    fn add(&mut self, rng: &mut Random, line: &[u8]) {
+    /// Adds the line of a fresh event of id `id`.
+    fn add(&mut self, rng: &mut Random, line: &[u8], id: u64) {
         if self.ring.len() < RING {
-            self.ring.push(line.to_vec());
+            self.ring.push(Candidate::new(line, id));
         } else {
-            overwrite(&mut self.ring[self.next], line);
+            self.ring[self.next].overwrite(line, id);
         }
         self.next = (self.next + 1) % RING;
         self.seen += 1;
         if self.reservoir.len() < RESERVOIR {
-            self.reservoir.push(line.to_vec());
+            self.reservoir.push(Candidate::new(line, id));
         } else {
             let r = rng.below(self.seen);
             if r < RESERVOIR as u64 {
-                overwrite(&mut self.reservoir[r as usize], line);
+                self.reservoir[r as usize].overwrite(line, id);
             }
         }
     }
 
     /// A recent line mostly, a far-back one a fifth of the time. Not empty.
-    fn pick(&self, rng: &mut Random) -> &[u8] {
+    fn pick(&self, rng: &mut Random) -> &Candidate {
         if rng.below(5) == 0 {
             &self.reservoir[rng.index(self.reservoir.len())]
         } else {
             &self.ring[rng.index(self.ring.len())]
+        }
+    }
+
+    /// A line that is still its id's current record, if one of a few picks finds one.
+    fn pick_current(&self, rng: &mut Random) -> Option<&[u8]> {
+        if self.seen == 0 {
+            return None;
+        }
+        (0..8)
+            .map(|_| self.pick(rng))
+            .find(|c| c.current)
+            .map(|c| c.line.as_slice())
+    }
+
+    /// Id `id` has a new current record: its lines here are no longer safe to replay.
+    fn superseded(&mut self, id: u64) {
+        for c in self.ring.iter_mut().chain(&mut self.reservoir) {
+            if c.id == id {
+                c.current = false;
+            }
         }
     }
 }
@@ -538,6 +648,8 @@ struct Slot {
 struct Sent {
     line: Vec<u8>,
     slot: usize,
+    /// The id of the record: in a stream, the slot may hold another id by now.
+    id: u64,
     generation: u32,
     stale: bool,
 }
@@ -547,13 +659,27 @@ const E_BAD: usize = 0;
 const E_REPLAY: usize = 1;
 const E_FRESH: usize = 2;
 
-// Line kinds of the corrections file.
+// Line kinds of the corrections file (in a stream, after the events kinds: `CORRECTION + C_*`).
 const C_BAD: usize = 0;
 const C_REPLAY: usize = 1;
 const C_STALE: usize = 2;
 const C_DELETE: usize = 3;
 const C_NEW_ID: usize = 4;
 const C_UPDATE: usize = 5;
+const CORRECTION: usize = 3;
+
+/// In a stream, corrections touch only the most recent of the ids: at most this many are kept.
+const STREAM_SLOTS: usize = 1 << 12;
+
+/// What a line of a stream did, beyond being written.
+enum Made {
+    /// A bad line or a replay.
+    Other,
+    /// A fresh event.
+    Fresh(Rec),
+    /// A correction record for the id in this slot (`true` if stale).
+    Correction(usize, bool),
+}
 
 struct Generator<'p> {
     p: &'p Params,
@@ -565,8 +691,12 @@ struct Generator<'p> {
     line: Vec<u8>,
     /// The ids that the corrections file touches (chosen while the events file is written).
     slots: Vec<Slot>,
-    /// Slots whose version is at least 1 (candidates for stale records).
+    /// Slots whose version is at least 1 (candidates for stale records; not kept in a stream).
     versioned: Vec<usize>,
+    /// In a stream, the event time it has reached; `None` while writing the files.
+    position: Option<i64>,
+    /// In a stream, the slot the next new id overwrites.
+    next_slot: usize,
     bad_lines: u64,
 }
 
@@ -581,6 +711,8 @@ impl<'p> Generator<'p> {
             line: Vec::with_capacity(256),
             slots: Vec::new(),
             versioned: Vec::new(),
+            position: None,
+            next_slot: 0,
             bad_lines: 0,
         }
     }
@@ -717,7 +849,8 @@ impl<'p> Generator<'p> {
         push_rec(&mut self.line, &mut self.tsf, &r, &mangle);
     }
 
-    fn events_file<W: Write>(&mut self, out: &mut Sink<W>) -> io::Result<()> {
+    /// The number of lines of each kind of the events file, indexed by `E_*`.
+    fn event_counts(&self) -> [u64; 3] {
         let total = self.p.events;
         let bad = count(total, self.p.bad);
         // Keep at least one original line to replay.
@@ -726,13 +859,16 @@ impl<'p> Generator<'p> {
         } else {
             0
         };
-        let fresh = total - bad - replays;
-        let mut counts = [bad, replays, fresh];
+        [bad, replays, total - bad - replays]
+    }
+
+    fn events_file<W: Write>(&mut self, out: &mut Sink<W>) -> io::Result<()> {
+        let total = self.p.events;
+        let mut counts = self.event_counts();
+        let fresh = counts[E_FRESH];
         let mut targets = self.corrections_lines().div_ceil(2).min(fresh);
         let span = i128::from(self.p.span_ms);
         let jitter = (self.p.span_ms / fresh.max(1) as i64).saturating_mul(2);
-        let late_min = (self.p.span_ms / 50).max(1);
-        let late_max = (self.p.span_ms / 5).max(late_min);
         let mut history = History::default();
         let mut j = 0u64; // fresh events so far
         for _ in 0..total {
@@ -749,29 +885,11 @@ impl<'p> Generator<'p> {
                     self.bad_lines += 1;
                     out.push(&self.line)?;
                 }
-                E_REPLAY => out.push(history.pick(&mut self.rng))?,
+                E_REPLAY => out.push(&history.pick(&mut self.rng).line)?,
                 _ => {
-                    let ts = if self.rng.chance(self.p.late) {
-                        (position - self.rng.between(late_min, late_max)).max(self.p.start_ms)
-                    } else {
-                        (position + self.rng.between(0, jitter)).min(self.end_ms())
-                    };
-                    let source = self.random_source();
-                    let rec = Rec {
-                        id: self.next_id,
-                        key: self.random_key(),
-                        ts,
-                        cents: self.random_cents(),
-                        version: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2]
-                            [self.rng.index(20)],
-                        source,
-                        seq: self.next_seq(source),
-                        delete: false,
-                    };
-                    self.next_id += 1;
-                    self.format(&rec);
+                    let rec = self.fresh(position, jitter);
                     out.push(&self.line)?;
-                    history.add(&mut self.rng, &self.line);
+                    history.add(&mut self.rng, &self.line, rec.id);
                     // Selection sampling: exactly `targets` of the fresh events, uniformly.
                     if targets > 0 && self.rng.below(fresh - j) < targets {
                         targets -= 1;
@@ -784,14 +902,168 @@ impl<'p> Generator<'p> {
         Ok(())
     }
 
-    fn add_slot(&mut self, rec: Rec) {
+    /// A fresh event of a new id near the stream position `position` (behind it if late),
+    /// written into the line buffer.
+    fn fresh(&mut self, position: i64, jitter: i64) -> Rec {
+        let ts = if self.rng.chance(self.p.late) {
+            self.behind(position, self.p.late_min)
+        } else {
+            (position + self.rng.between(0, jitter)).min(self.end_ms())
+        };
+        let source = self.random_source();
+        let rec = Rec {
+            id: self.next_id,
+            key: self.random_key(),
+            ts,
+            cents: self.random_cents(),
+            version: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2]
+                [self.rng.index(20)],
+            source,
+            seq: self.next_seq(source),
+            delete: false,
+        };
+        self.next_id += 1;
+        self.format(&rec);
+        rec
+    }
+
+    /// A time between `least` and `late_max` before `position`, not before the start.
+    fn behind(&mut self, position: i64, least: i64) -> i64 {
+        (position - self.rng.between(least, self.p.late_max)).max(self.p.start_ms)
+    }
+
+    /// Makes `rec` an id that corrections may touch; returns its slot. A stream keeps the last
+    /// `STREAM_SLOTS` ids only, overwriting the oldest.
+    fn add_slot(&mut self, rec: Rec) -> usize {
+        let slot = Slot { rec, generation: 0 };
+        if self.position.is_some() {
+            let i = self.next_slot;
+            self.next_slot = (i + 1) % STREAM_SLOTS;
+            if i == self.slots.len() {
+                self.slots.push(slot);
+            } else {
+                self.slots[i] = slot;
+            }
+            return i;
+        }
         if rec.version >= 1 {
             self.versioned.push(self.slots.len());
         }
-        self.slots.push(Slot { rec, generation: 0 });
+        self.slots.push(slot);
+        self.slots.len() - 1
     }
 
-    fn corrections_file<W: Write>(&mut self, out: &mut Sink<W>) -> io::Result<()> {
+    /// Writes the stream: the lines of both files, interleaved at random, their event times
+    /// advancing together. Returns the number of lines of events kinds and of corrections kinds.
+    fn stream<W: Write>(&mut self, out: &mut Sink<W>) -> io::Result<(u64, u64)> {
+        let [bad, replays, fresh] = self.event_counts();
+        let [c_bad, c_replays, stale, deletes, new_ids, updates] = self.correction_counts();
+        let mut counts = [
+            bad, replays, fresh, c_bad, c_replays, stale, deletes, new_ids, updates,
+        ];
+        let span = i128::from(self.p.span_ms);
+        let jitter = (self.p.span_ms / fresh.max(1) as i64).saturating_mul(2);
+        let mut history = History::default();
+        let mut sent: Vec<Sent> = Vec::new();
+        let mut next_sent = 0usize;
+        let mut written = [0u64; 2];
+        let mut j = 0u64; // fresh events so far
+        self.position = Some(self.p.start_ms);
+        while counts.iter().any(|&n| n > 0) {
+            let position =
+                self.p.start_ms + (span * i128::from(j) / i128::from(fresh.max(1))) as i64;
+            self.position = Some(position);
+            let chosen = self.rng.pick(&counts);
+            // A kind impossible now (a replay with nothing to repeat, a correction with no id
+            // to touch) gives its turn to a fresh event, and comes later.
+            let (kind, made) = match self.stream_line(chosen, jitter, &history, &sent) {
+                Some(made) => (chosen, made),
+                None if counts[E_FRESH] > 0 => (E_FRESH, Made::Fresh(self.fresh(position, jitter))),
+                None => {
+                    // No fresh event is left to swap with: the turn, and its count, go to an
+                    // update or a new id.
+                    counts[chosen] -= 1;
+                    let kind = CORRECTION
+                        + if self.slots.is_empty() {
+                            C_NEW_ID
+                        } else {
+                            C_UPDATE
+                        };
+                    counts[kind] += 1;
+                    let made = self.stream_line(kind, jitter, &history, &sent);
+                    (
+                        kind,
+                        made.expect("an update or a new id is always possible"),
+                    )
+                }
+            };
+            counts[kind] -= 1;
+            written[usize::from(kind >= CORRECTION)] += 1;
+            out.push(&self.line)?;
+            match made {
+                Made::Other => {}
+                Made::Fresh(rec) => {
+                    history.add(&mut self.rng, &self.line, rec.id);
+                    self.add_slot(rec);
+                    j += 1;
+                }
+                Made::Correction(slot, stale) => {
+                    if !stale {
+                        history.superseded(self.slots[slot].rec.id);
+                    }
+                    self.remember(&mut sent, &mut next_sent, slot, stale);
+                }
+            }
+        }
+        Ok((written[0], written[1]))
+    }
+
+    /// Writes a line of `kind` (`E_*`, or `CORRECTION + C_*`) into the line buffer, if one is
+    /// possible now.
+    fn stream_line(
+        &mut self,
+        kind: usize,
+        jitter: i64,
+        history: &History,
+        sent: &[Sent],
+    ) -> Option<Made> {
+        let position = self.position.expect("writing a stream");
+        let copy = |g: &mut Self, line: &[u8]| {
+            overwrite(&mut g.line, line);
+            Made::Other
+        };
+        match kind {
+            E_BAD => {}
+            E_REPLAY => {
+                let line = history.pick_current(&mut self.rng)?;
+                return Some(copy(self, line));
+            }
+            E_FRESH => return Some(Made::Fresh(self.fresh(position, jitter))),
+            _ => match kind - CORRECTION {
+                C_BAD => {}
+                C_REPLAY => {
+                    let i = self.find_replay(sent)?;
+                    return Some(copy(self, &sent[i].line));
+                }
+                _ if self.slots.is_empty() && kind - CORRECTION != C_NEW_ID => return None,
+                C_STALE => {
+                    let i = (0..8)
+                        .map(|_| self.rng.index(self.slots.len()))
+                        .find(|&i| self.slots[i].rec.version >= 1)?;
+                    return Some(Made::Correction(self.stale_of(i), true));
+                }
+                C_DELETE => return Some(Made::Correction(self.delete(), false)),
+                C_NEW_ID => return Some(Made::Correction(self.new_id(), false)),
+                _ => return Some(Made::Correction(self.update(), false)),
+            },
+        }
+        self.bad_line(position);
+        self.bad_lines += 1;
+        Some(Made::Other)
+    }
+
+    /// The number of lines of each kind of the corrections file, indexed by `C_*`.
+    fn correction_counts(&self) -> [u64; 6] {
         let total = self.corrections_lines();
         let bad = count(total, self.p.bad);
         let mut rest = total - bad;
@@ -804,7 +1076,12 @@ impl<'p> Generator<'p> {
         let stale = take(self.p.stale);
         let replays = take(self.p.replays);
         let new_ids = take(NEW_ID_FRACTION);
-        let mut counts = [bad, replays, stale, deletes, new_ids, rest];
+        [bad, replays, stale, deletes, new_ids, rest]
+    }
+
+    fn corrections_file<W: Write>(&mut self, out: &mut Sink<W>) -> io::Result<()> {
+        let total = self.corrections_lines();
+        let mut counts = self.correction_counts();
         let mut sent: Vec<Sent> = Vec::new();
         let mut next_sent = 0usize;
         for _ in 0..total {
@@ -853,22 +1130,28 @@ impl<'p> Generator<'p> {
                 _ => (self.update(), false),
             };
             out.push(&self.line)?;
-            let generation = self.slots[slot].generation;
-            if sent.len() < RING {
-                sent.push(Sent {
-                    line: self.line.clone(),
-                    slot,
-                    generation,
-                    stale,
-                });
-            } else {
-                let s = &mut sent[next_sent];
-                overwrite(&mut s.line, &self.line);
-                (s.slot, s.generation, s.stale) = (slot, generation, stale);
-            }
-            next_sent = (next_sent + 1) % RING;
+            self.remember(&mut sent, &mut next_sent, slot, stale);
         }
         Ok(())
+    }
+
+    /// Keeps the correction line in the buffer, written for `slot`, as a replay candidate.
+    fn remember(&self, sent: &mut Vec<Sent>, next_sent: &mut usize, slot: usize, stale: bool) {
+        let (id, generation) = (self.slots[slot].rec.id, self.slots[slot].generation);
+        if sent.len() < RING {
+            sent.push(Sent {
+                line: self.line.clone(),
+                slot,
+                id,
+                generation,
+                stale,
+            });
+        } else {
+            let s = &mut sent[*next_sent];
+            overwrite(&mut s.line, &self.line);
+            (s.slot, s.id, s.generation, s.stale) = (slot, id, generation, stale);
+        }
+        *next_sent = (*next_sent + 1) % RING;
     }
 
     /// A sent correction line whose replay is unambiguous: it is still its id's current record,
@@ -879,7 +1162,8 @@ impl<'p> Generator<'p> {
         }
         (0..8).map(|_| self.rng.index(sent.len())).find(|&i| {
             let s = &sent[i];
-            s.stale || self.slots[s.slot].generation == s.generation
+            let slot = &self.slots[s.slot];
+            s.stale || (slot.rec.id == s.id && slot.generation == s.generation)
         })
     }
 
@@ -890,7 +1174,7 @@ impl<'p> Generator<'p> {
         let mut r = self.slots[i].rec;
         if self.rng.below(2) == 0 {
             r.version += 1;
-            if r.version == 1 {
+            if r.version == 1 && self.position.is_none() {
                 self.versioned.push(i);
             }
         }
@@ -899,7 +1183,7 @@ impl<'p> Generator<'p> {
             r.key = self.other_key(r.key);
         }
         if self.rng.below(5) == 0 {
-            r.ts = self.random_ts();
+            r.ts = self.moved_ts(0);
         }
         r.delete = false;
         self.send(i, r)
@@ -925,7 +1209,7 @@ impl<'p> Generator<'p> {
         let rec = Rec {
             id: self.next_id,
             key: self.random_key(),
-            ts: self.random_ts(),
+            ts: self.moved_ts(self.p.late_min),
             cents: self.random_cents(),
             version: u64::from(self.rng.below(5) == 0),
             source,
@@ -933,15 +1217,19 @@ impl<'p> Generator<'p> {
             delete: false,
         };
         self.next_id += 1;
-        self.add_slot(rec);
         self.format(&rec);
-        self.slots.len() - 1
+        self.add_slot(rec)
     }
 
     /// A lower version than the id's current one, with a different value (and sometimes another
     /// key or ts): a correct consumer ignores it. Leaves the id's state alone.
     fn stale(&mut self) -> usize {
         let i = self.versioned[self.rng.index(self.versioned.len())];
+        self.stale_of(i)
+    }
+
+    /// A stale record of slot `i`, whose version is at least 1.
+    fn stale_of(&mut self, i: usize) -> usize {
         let cur = self.slots[i].rec;
         let mut r = cur;
         r.version = self.rng.below(cur.version);
@@ -951,11 +1239,20 @@ impl<'p> Generator<'p> {
             r.key = self.other_key(r.key);
         }
         if self.rng.below(4) == 0 {
-            r.ts = self.random_ts();
+            r.ts = self.moved_ts(0);
         }
         r.seq = self.next_seq(r.source);
         self.format(&r);
         i
+    }
+
+    /// The time of a corrected or late record: anywhere in the span for the files; in a stream,
+    /// between `least` and `--max-delay` behind the stream position.
+    fn moved_ts(&mut self, least: i64) -> i64 {
+        match self.position {
+            None => self.random_ts(),
+            Some(position) => self.behind(position, least),
+        }
     }
 
     /// Sends `r` as the new current record of slot `i`, with the next seq of its source.
@@ -1423,6 +1720,133 @@ mod tests {
         }
         let args = parse(&["--events", "50", "--bad", "1", "--corrections", "1"]);
         assert_eq!(gen_bytes(&args).2.bad_lines, 100);
+    }
+
+    fn stream_bytes(args: &GenArgs) -> (Vec<u8>, GenReport) {
+        let mut out = Vec::new();
+        let report = stream(args, &mut out).expect("stream");
+        (out, report)
+    }
+
+    #[test]
+    fn a_stream_is_deterministic_and_holds_both_files_lines() {
+        let args = parse(&[
+            "--events",
+            "30000",
+            "--keys",
+            "50",
+            "--sources",
+            "5",
+            "--corrections",
+            "0.2",
+            "--bad",
+            "0.01",
+            "--replays",
+            "0.03",
+            "--late",
+            "0.1",
+            "--max-delay",
+            "10m",
+        ]);
+        let (s, report) = stream_bytes(&args);
+        assert_eq!(s, stream_bytes(&args).0);
+        assert_ne!(
+            s,
+            stream_bytes(&GenArgs {
+                seed: 8,
+                ..args.clone()
+            })
+            .0
+        );
+        assert_eq!(report.event_lines + report.correction_lines, 36_000);
+        assert!(report.event_lines.abs_diff(30_000) < 30, "{report:?}");
+        // Every line has one meaning, read as one stream in order.
+        let mut checker = Checker::default();
+        let st = checker.check(&s, true, &args);
+        assert_eq!(st.lines, 36_000);
+        assert_eq!(st.bad, report.bad_lines);
+        assert!(within(st.bad, 360.0, 0.2), "{st:?}");
+        assert!(within(st.replays, 900.0 + 120.0, 0.3), "{st:?}");
+        assert!(within(st.stale, 600.0, 0.2), "{st:?}");
+        assert!(within(st.deletes, 600.0, 0.2), "{st:?}");
+        assert!(st.corrections > 1000 && st.new_versions > 1000, "{st:?}");
+        // Corrections are spread through the stream, not gathered at its end.
+        let text = std::str::from_utf8(&s).unwrap();
+        let half: Vec<&str> = text.lines().take(18_000).collect();
+        let mut first_half = Checker::default();
+        let st = first_half.check((half.join("\n") + "\n").as_bytes(), true, &args);
+        assert!(st.deletes > 200 && st.stale > 200, "{st:?}");
+    }
+
+    #[test]
+    fn a_stream_advances_in_event_time_in_bounded_memory() {
+        let args = parse(&[
+            "--events",
+            "100000",
+            "--span",
+            "100d",
+            "--max-delay",
+            "30m",
+            "--corrections",
+            "0.05",
+        ]);
+        let params = Params::new(&args).unwrap();
+        assert_eq!((params.late_min, params.late_max), (180_000, 1_800_000));
+        let mut g = Generator::new(&params, args.seed);
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out);
+        let (events, corrections) = g.stream(&mut sink).unwrap();
+        sink.finish().unwrap();
+        assert_eq!((events, corrections), (100_000, 5_000));
+        assert!(g.slots.len() <= STREAM_SLOTS && g.versioned.is_empty());
+        // How far behind the furthest time so far a good line may be: an event of a new id at
+        // most --max-delay (and the jitter of the furthest one); a correction also as far as
+        // the times of the recent ids that corrections touch reach back.
+        let spacing = 100 * DAY_MS / 95_000; // between fresh events: not bad lines or replays
+        let event_bound = params.late_max + 2 * spacing;
+        let correction_bound = event_bound + STREAM_SLOTS as i64 * spacing;
+        let (mut max_ts, mut ids, mut seen) = (i64::MIN, HashSet::new(), HashSet::new());
+        let mut last_decile = i64::MIN;
+        for (n, line) in lines(&out).into_iter().enumerate() {
+            // A replay repeats a line of any time; every other line is near the stream's time.
+            let Some(r) = read(line).ok().filter(|_| seen.insert(line)) else {
+                continue;
+            };
+            let bound = if ids.insert(r.id) {
+                event_bound
+            } else {
+                correction_bound
+            };
+            assert!(
+                max_ts == i64::MIN || r.ts >= max_ts - bound,
+                "{line} is too far behind {max_ts}"
+            );
+            max_ts = max_ts.max(r.ts);
+            if n % 10_000 == 0 {
+                assert!(max_ts > last_decile, "event time advances");
+                last_decile = max_ts;
+            }
+        }
+    }
+
+    #[test]
+    fn max_delay_sets_how_late_late_events_are() {
+        let base = parse(&["--events", "10", "--span", "1d"]);
+        let p = Params::new(&base).unwrap();
+        assert_eq!((p.late_min, p.late_max), (DAY_MS / 50, DAY_MS / 5));
+        let p = Params::new(&GenArgs {
+            max_delay: Some("5ms".into()),
+            ..base.clone()
+        })
+        .unwrap();
+        assert_eq!((p.late_min, p.late_max), (1, 5));
+        let err = Params::new(&GenArgs {
+            max_delay: Some("0s".into()),
+            ..base
+        })
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("--max-delay"), "{err}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         }
         cli::Command::Gen(args) => {
             let report = r#gen::run(&args)?;
+            if args.to_stdout() {
+                return Ok(()); // stdout is the stream
+            }
             writeln!(
                 stdout,
                 "amend gen: wrote {} lines to {} and {} lines to {} ({} bad lines in all)",
