@@ -1100,6 +1100,65 @@ fn gen_streamed_into_standard_input_gives_the_table_of_a_plain_run() {
     );
 }
 
+#[test]
+fn with_a_finite_lateness_a_record_behind_the_horizon_goes_to_late_jsonl() {
+    // Epoch 0 reaches 10:30, so epoch 1 is judged against W = 10:30 - 1m = 10:29 and the
+    // horizon H = W - 5m = 10:24: a record whose window ended by then is late.
+    let events: &[Result<Rec, &str>] = &[
+        Ok(rec("a", "k", T0 + 30_000, 1)),
+        Ok(rec("b", "k", T0 + 30 * MINUTE, 2)),
+    ];
+    let mut args = vec![
+        "--input",
+        "events.jsonl",
+        "--allowed-lateness",
+        "5m",
+        "--max-out-of-orderness",
+        "1m",
+    ];
+    args.extend(FOLLOW);
+    let mut f = Follow::with_files(&[("events.jsonl", events)], &args);
+    f.wait_read("events.jsonl");
+    let late = rec("x", "k", T0 + 10 * MINUTE, 3);
+    let on_time = rec("y", "k", T0 + 26 * MINUTE, 4);
+    f.append("events.jsonl", &[Ok(late.clone()), Ok(on_time)]);
+    let epochs = f.wait_read("events.jsonl");
+    let last = &epochs[1].json;
+    assert_eq!(last["late"].as_u64(), Some(1), "{last}");
+    assert_eq!(
+        last["watermark"].as_str(),
+        Some("2026-11-20T10:29:00.000Z"),
+        "{last}"
+    );
+    // The model knows no lateness: leave the late record out, and the rest is a full recompute.
+    let offset = f.written[2].offset;
+    f.written[2].rec = None;
+    check_so_far(&f, &epochs);
+    let lines: Vec<Value> = complete_lines(&f.read_out("late.jsonl"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let expected = serde_json::json!({
+        "source": "events.jsonl", "epoch": 1, "offset": offset, "id": "x", "key": "k",
+        "ts": rfc3339(late.ts), "value": "3", "op": "upsert", "version": 0,
+        "watermark": "2026-11-20T10:29:00.000Z",
+    });
+    assert_eq!(lines[0], expected);
+    f.signal("TERM");
+    f.expect_clean_exit();
+    let summary: Value = serde_json::from_str(&f.read_out("summary.json")).unwrap();
+    assert_eq!(summary["records_late"].as_u64(), Some(1), "{summary:#}");
+    assert_eq!(summary["records_read"].as_u64(), Some(4), "{summary:#}");
+    assert_eq!(
+        summary["records_accepted"].as_u64(),
+        Some(4),
+        "late records are accepted"
+    );
+    let model = model();
+    let table = model.table(&f.records(&epochs), u64::MAX);
+    assert_eq!(f.read_out("snapshot.jsonl"), model.snapshot_jsonl(&table));
+}
+
 /// Runs `amend aggregate ARGS` to its end (killed after `TIMEOUT`), for runs that must fail.
 fn run_to_end(dir: &TestDir, args: &[&str]) -> (Option<i32>, String) {
     let mut child = Command::new(AMEND)
@@ -1178,7 +1237,6 @@ fn follow_with_a_missing_input_or_a_bad_flag_exits_with_one_line() {
     }
 }
 
-/// Keeps the unused harness pieces honest: a set of the files written is what the epochs name.
 #[test]
 fn complete_lines_leave_out_a_line_being_written() {
     let lines: Vec<&str> = complete_lines("a\nb\nc").collect();
