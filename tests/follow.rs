@@ -829,7 +829,8 @@ fn appended_lines_become_epochs_whose_changelog_matches_a_full_recompute() {
 #[test]
 fn sigint_finishes_the_epoch_writes_the_outputs_and_exits_0() {
     let events: &[Result<Rec, &str>] = &[Ok(rec("a", "k", T0, 1)), Ok(rec("b", "k", T0 + 1, 2))];
-    let mut args = vec!["--input", "events.jsonl"];
+    // Two workers: each epoch's plan reaches both.
+    let mut args = vec!["--input", "events.jsonl", "--workers", "2"];
     args.extend(FOLLOW);
     let mut f = Follow::with_files(&[("events.jsonl", events)], &args);
     f.wait_read("events.jsonl");
