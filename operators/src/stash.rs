@@ -36,8 +36,16 @@ impl<D> Stash<D> {
         &mut self,
         frontier: &MutableAntichain<Time>,
     ) -> Option<(Time, Capability<Time>, Vec<D>)> {
+        self.pop_ready(|time| !frontier.less_equal(&time))
+    }
+
+    /// The earliest held time if `ready` says it may go, with its capability and items.
+    pub(crate) fn pop_ready(
+        &mut self,
+        ready: impl FnOnce(Time) -> bool,
+    ) -> Option<(Time, Capability<Time>, Vec<D>)> {
         let entry = self.pending.first_entry()?;
-        if frontier.less_equal(entry.key()) {
+        if !ready(*entry.key()) {
             return None;
         }
         let (time, (capability, items)) = entry.remove_entry();

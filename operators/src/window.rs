@@ -131,6 +131,17 @@ impl WindowSpec {
             })
     }
 
+    /// The end of the last window a record at `ts` falls in: once the lateness horizon reaches
+    /// it, the record can change nothing. For sessions, the end of the window the record
+    /// opens on its own, `ts + gap`.
+    pub fn expiry(&self, ts: Millis) -> Millis {
+        match *self {
+            WindowSpec::Tumbling { size } => ts.div_euclid(size) * size + size,
+            WindowSpec::Hop { size, slide } => ts.div_euclid(slide) * slide + size,
+            WindowSpec::Session { gap } => ts + gap,
+        }
+    }
+
     /// The windows `ts` falls in, ascending.
     pub fn windows(&self, ts: Millis) -> Vec<Window> {
         self.windows_of(ts).collect()
@@ -233,6 +244,23 @@ mod tests {
                 assert_eq!(spec.windows(ts), expected, "hop {size}/{slide} at {ts}");
             }
         }
+    }
+
+    #[test]
+    fn expiry_is_the_end_of_the_last_window() {
+        for spec in [
+            WindowSpec::Tumbling { size: 10 },
+            WindowSpec::Hop { size: 10, slide: 5 },
+            WindowSpec::Hop { size: 7, slide: 3 },
+            WindowSpec::Hop { size: 2, slide: 5 },
+        ] {
+            for ts in -30..30 {
+                if let Some(last) = spec.windows(ts).last() {
+                    assert_eq!(spec.expiry(ts), last.end, "{spec} at {ts}");
+                }
+            }
+        }
+        assert_eq!(WindowSpec::Session { gap: 10 }.expiry(5), 15);
     }
 
     #[test]
