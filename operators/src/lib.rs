@@ -23,6 +23,8 @@
 //! - [`resolve`]: [`ResolveIds`], the current record per id (SPEC section 3).
 //! - [`window`]: [`AssignWindows`], tumbling and hopping windows (SPEC section 4).
 //! - [`aggregate`]: [`Aggregate`], count/sum/min/max per (window, key).
+//! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
+//!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //!
@@ -37,6 +39,7 @@ pub mod decode;
 pub mod digest;
 pub mod event;
 pub mod resolve;
+pub mod session;
 pub mod sink;
 pub mod source;
 mod stash;
@@ -48,4 +51,5 @@ pub use decimal::{Decimal, Scale};
 pub use decode::{BadRecord, Decoder, FieldNames};
 pub use event::{DeadLetter, Event, Op, Position, Time};
 pub use resolve::ResolveIds;
+pub use session::{SessionState, Sessions};
 pub use window::{AssignWindows, Window, WindowSpec};
