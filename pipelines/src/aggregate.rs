@@ -28,8 +28,8 @@ use amend_operators::event::{batch_time, epoch_of, epoch_start, raw_text};
 use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
 use amend_operators::source::{Format, InputFile, lines_before};
 use amend_operators::{
-    AggRow, Aggregate, AssignWindows, DeadLetter, Decoder, Event, Op, Position, ResolveIds, Time,
-    WindowSpec,
+    AggRow, Aggregate, AssignWindows, DeadLetter, Decoder, Event, Op, Position, ResolveIds,
+    Sessions, Time, WindowSpec,
 };
 use anyhow::{Context, anyhow};
 use differential_dataflow::input::{Input, InputSession};
@@ -85,7 +85,10 @@ pub fn build<'scope>(
     let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
     let current = events.resolve_ids();
     let ids = count_ids_locally(current.clone());
-    let rows = current.assign_windows(window).aggregate();
+    let rows = match window {
+        WindowSpec::Session { gap } => current.sessions(gap),
+        _ => current.assign_windows(window).aggregate(),
+    };
     let output = rows
         .map(Output::Row)
         .concat(dead.map(Output::Dead))

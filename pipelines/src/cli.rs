@@ -101,7 +101,7 @@ pub struct AggregateArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, help_heading = "Input")]
     pub max_line_bytes: u64,
 
-    /// Window assignment: tumbling:SIZE, or hop:SIZE/SLIDE; durations like 500ms, 30s, 5m, 1h, 1d.
+    /// Window assignment: tumbling:SIZE, hop:SIZE/SLIDE, or session:GAP; durations like 500ms, 30s, 5m, 1h, 1d.
     #[arg(long, value_name = "SPEC", help_heading = "Windows")]
     pub window: String,
 

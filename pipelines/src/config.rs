@@ -41,12 +41,6 @@ impl AggregateConfig {
     pub fn from_args(args: &AggregateArgs) -> anyhow::Result<AggregateConfig> {
         let usage = |text: String| anyhow::Error::new(UsageError(text));
         let window = WindowSpec::parse(&args.window).map_err(|e| usage(e.to_string()))?;
-        if let WindowSpec::Session { .. } = window {
-            return Err(usage(format!(
-                "--window `{}`: session windows are not supported yet; use tumbling:SIZE or hop:SIZE/SLIDE",
-                args.window
-            )));
-        }
         let scale =
             Scale::new(args.scale).map_err(|e| usage(format!("--scale {}: {e}", args.scale)))?;
         if args.workers == 0 || args.workers > 1024 {
