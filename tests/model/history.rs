@@ -42,9 +42,12 @@ pub struct Step {
 #[derive(Clone, Debug)]
 pub struct Params {
     pub windows: Windows,
-    /// Event times are `base + k × tick` (± 1 ms) for k in -40..120.
+    /// Event times are `base + k × tick` (± 1 ms) for k in `-spread/4 .. spread*3/4`.
     pub base: i64,
     pub tick: i64,
+    /// How many distinct ticks times are drawn from: few cluster the records (for sessions,
+    /// so that later records bridge sessions and removals split them).
+    pub spread: u16,
     /// `--scale`; `None` is the default, 6.
     pub scale: Option<u32>,
     /// `--max-line-bytes`; `None` is the default, 1 MiB.
@@ -195,8 +198,9 @@ impl Case {
                 key => key,
             }
             .to_string();
+            let spread = params.spread.max(1);
             let ts = params.base
-                + (i64::from(step.ts % 160) - 40) * params.tick
+                + (i64::from(step.ts % spread) - i64::from(spread / 4)) * params.tick
                 + [0, -1, 1, 0][bits(step.style, 18, 2) as usize];
             let units = value_units(step.class, step.raw, scale);
             let crlf = bits(step.style, 16, 1) == 1;

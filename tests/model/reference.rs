@@ -28,8 +28,17 @@ pub struct Record {
 /// Window assignment (SPEC section 4), sizes in milliseconds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Windows {
-    Tumbling { size: i64 },
-    Hop { size: i64, slide: i64 },
+    Tumbling {
+        size: i64,
+    },
+    Hop {
+        size: i64,
+        slide: i64,
+    },
+    /// Per key, consecutive records less than `gap` apart share a session.
+    Session {
+        gap: i64,
+    },
 }
 
 fn duration(ms: i64) -> String {
@@ -46,10 +55,12 @@ impl Windows {
         match *self {
             Windows::Tumbling { size } => format!("tumbling:{}", duration(size)),
             Windows::Hop { size, slide } => format!("hop:{}/{}", duration(size), duration(slide)),
+            Windows::Session { gap } => format!("session:{}", duration(gap)),
         }
     }
 
-    /// Every `[start, end)` that holds `ts`, straight from the definition.
+    /// Every `[start, end)` that holds `ts`, straight from the definition. Not for sessions,
+    /// whose windows depend on the key's other records (see [`sessions`]).
     pub fn of(&self, ts: i64) -> Vec<(i64, i64)> {
         match *self {
             Windows::Tumbling { size } => {
@@ -66,8 +77,36 @@ impl Windows {
                     .map(|start| (start, start + size))
                     .collect()
             }
+            Windows::Session { .. } => panic!("session windows are not a per-record assignment"),
         }
     }
+}
+
+/// SPEC 4, `session:G`: per key, sort the records by ts and split where consecutive times
+/// differ by `gap` or more; each run is the window `[first ts, last ts + gap)`. Returns
+/// `(start, end, key)` → the values of the session.
+pub fn sessions(records: &[&Record], gap: i64) -> BTreeMap<(i64, i64, String), Vec<i128>> {
+    let mut by_key: BTreeMap<&str, Vec<(i64, i128)>> = BTreeMap::new();
+    for r in records {
+        by_key.entry(&r.key).or_default().push((r.ts, r.units));
+    }
+    let mut out = BTreeMap::new();
+    for (key, mut list) in by_key {
+        list.sort();
+        let mut runs: Vec<Vec<(i64, i128)>> = Vec::new();
+        for (ts, units) in list {
+            match runs.last_mut() {
+                Some(run) if ts - run.last().unwrap().0 < gap => run.push((ts, units)),
+                _ => runs.push(vec![(ts, units)]),
+            }
+        }
+        for run in runs {
+            let (first, last) = (run[0].0, run.last().unwrap().0);
+            let values = run.into_iter().map(|(_, units)| units).collect();
+            out.insert((first, last + gap, key.to_string()), values);
+        }
+    }
+    out
 }
 
 /// The aggregates of one (window, key), in units.
@@ -112,16 +151,24 @@ impl Model {
 
     /// SPEC 4: the full recompute of the table over the records of epochs `0..=through`.
     pub fn table(&self, records: &[Record], through: u64) -> Table {
+        let current = self.current(records, through);
+        let live: Vec<&Record> = current.values().copied().filter(|r| !r.delete).collect();
+        self.aggregate(&live)
+    }
+
+    /// SPEC 4: the aggregates of `live` records (current, not deleted), from scratch.
+    pub fn aggregate(&self, live: &[&Record]) -> Table {
         let mut groups: BTreeMap<(i64, i64, String), Vec<i128>> = BTreeMap::new();
-        for r in self.current(records, through).values() {
-            if r.delete {
-                continue;
-            }
-            for (start, end) in self.windows.of(r.ts) {
-                groups
-                    .entry((start, end, r.key.clone()))
-                    .or_default()
-                    .push(r.units);
+        if let Windows::Session { gap } = self.windows {
+            groups = sessions(live, gap);
+        } else {
+            for r in live {
+                for (start, end) in self.windows.of(r.ts) {
+                    groups
+                        .entry((start, end, r.key.clone()))
+                        .or_default()
+                        .push(r.units);
+                }
             }
         }
         groups
