@@ -31,6 +31,17 @@
 //! Hop windows (also with gaps and sizes that are not multiples of the slide), scales 0, 2, 6
 //! and 9, small `--max-line-bytes` limits and a larger seeded history across worker counts are
 //! covered too; the model itself is checked against hand-computed answers.
+//!
+//! Session windows (`session:G`) are computed by the model from the SPEC definition, on
+//! histories whose records cluster within a few gaps, so that later epochs bridge sessions
+//! and removals split them (`session_cases_bridge_and_split` checks that they do).
+//!
+//! Lateness (`--max-out-of-orderness`, `--allowed-lateness`) follows docs/design/0002 step by
+//! step in `Model::live`: per epoch the watermark and horizon, frozen rows of closed windows,
+//! forgotten ids, late records, contributions to open windows only. The model also says
+//! whether a history is exact (no forgotten id touched again, no update of a closed window);
+//! then its tables must equal a full recompute over the records that are not late. The
+//! properties add `late.jsonl` and `records_late` to (a) to (d).
 
 #[path = "model/check.rs"]
 mod check;
@@ -48,7 +59,7 @@ use proptest::test_runner::FileFailurePersistence;
 
 use check::{Options, check_case};
 use history::{Case, KEYS, Params, Step};
-use reference::{Agg, Model, Record, Windows, canonical, hex, mean, rfc3339, sha256};
+use reference::{Agg, Lateness, Model, Record, Windows, canonical, hex, mean, rfc3339, sha256};
 
 const WINDOWS: [Windows; 8] = [
     Windows::Tumbling { size: 10_000 },
@@ -134,6 +145,8 @@ fn params(windows: &'static [Windows]) -> impl Strategy<Value = Params> {
                     base: BASES[base],
                     tick: TICKS[tick],
                     spread: 160,
+                    drift: 0,
+                    lateness: None,
                     scale: SCALES[scale],
                     max_line: MAX_LINES[max],
                     keys,
@@ -192,6 +205,57 @@ fn session_case() -> impl Strategy<Value = Case> {
                 Case::build(p, &steps)
             },
         )
+}
+
+/// Windows for histories with lateness: a tick is 250 ms, time drifts forward by up to a
+/// second a step.
+const LIVE_WINDOWS: [Windows; 7] = [
+    Windows::Tumbling { size: 10_000 },
+    Windows::Tumbling { size: 2_000 },
+    Windows::Hop {
+        size: 10_000,
+        slide: 5_000,
+    },
+    Windows::Hop {
+        size: 10_000,
+        slide: 2_000,
+    },
+    Windows::Hop {
+        size: 6_000,
+        slide: 4_000,
+    },
+    Windows::Session { gap: 1_000 },
+    Windows::Session { gap: 3_000 },
+];
+
+/// A history with `--max-out-of-orderness` and `--allowed-lateness`: two to four epochs, times
+/// that advance with the history (so watermarks rise from epoch to epoch) while each record
+/// strays up to seconds from it, and a lateness from a tick to minutes, or practically none
+/// (then nothing is late or forgotten). Late records, forgotten ids (later touched again or
+/// not) and frozen windows all occur; `live_model_covers_lateness` checks how often.
+fn live_case() -> impl Strategy<Value = Case> {
+    (
+        params(&LIVE_WINDOWS),
+        (vec(any::<u16>(), 1..=3), 0usize..4),
+        (0usize..5, 0usize..3),
+        (
+            1i64..=24,
+            prop_oneof![6 => 1i64..=40, 1 => 41i64..=400, 1 => Just(1 << 30)],
+        ),
+        vec(step(), 10..=60),
+    )
+        .prop_map(|(mut p, (cuts, inputs), (drift, spread), (m, l), steps)| {
+            p.tick = 250;
+            p.spread = [16, 40, 160][spread];
+            p.drift = [0, 125, 250, 500, 1000][drift];
+            p.inputs = 1 + inputs % (cuts.len() + 1);
+            p.cuts = cuts;
+            p.lateness = Some(Lateness {
+                out_of_orderness: 250 * m,
+                allowed: 250 * l,
+            });
+            Case::build(p, &steps)
+        })
 }
 
 fn batch() -> impl Strategy<Value = u64> {
@@ -297,6 +361,91 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// With `--max-out-of-orderness` and `--allowed-lateness`: late.jsonl, the changelog,
+    /// snapshot, digests and summary (records_late) against the live model.
+    #[test]
+    #[ignore = "needs --allowed-lateness"]
+    fn lateness_matches_model(case in live_case(), workers in 1usize..=4, batch in batch()) {
+        let opts = Options { workers, batch, csv: false };
+        check_case(&case, &[opts]).map_err(TestCaseError::fail)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    /// (c) with lateness: watermarks, late records and released state are the same for 1, 2
+    /// and 4 workers and any batching.
+    #[test]
+    #[ignore = "needs --allowed-lateness"]
+    fn lateness_outputs_do_not_depend_on_workers_or_batching(
+        case in live_case(),
+        batches in (batch(), batch()),
+    ) {
+        let runs = [
+            Options { workers: 1, batch: 100_000, csv: false },
+            Options { workers: 2, batch: batches.0, csv: false },
+            Options { workers: 4, batch: batches.1, csv: false },
+        ];
+        check_case(&case, &runs).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The live model on many generated histories: an exact history's tables are a full
+/// recompute over its on-time records, a practically unbounded lateness changes nothing, and
+/// the generator exercises what it is for — late records, forgotten ids touched again,
+/// frozen windows updated, and exact histories with late records.
+#[test]
+fn live_model_covers_lateness() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let cases = 400;
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for _ in 0..cases {
+        let case = live_case().new_tree(&mut runner).unwrap().current();
+        let (model, epochs) = (case.params.model(), case.files.len() as u64);
+        let lateness = case.params.lateness.unwrap();
+        let live = model.live(&case.records, epochs, lateness);
+        if let Err(e) = check::check_live_model(&case, &live) {
+            panic!("{}", &e[..e.len().min(6000)]);
+        }
+        let unbounded = Lateness {
+            allowed: 1 << 40,
+            ..lateness
+        };
+        let plain = model.live(&case.records, epochs, unbounded);
+        let full: Vec<_> = (0..epochs).map(|e| model.table(&case.records, e)).collect();
+        assert!(plain.exact() && plain.late.is_empty() && plain.tables == full);
+        let mut count = |what, yes: bool| *seen.entry(what).or_default() += usize::from(yes);
+        count("late records", !live.late.is_empty());
+        count("forgotten ids", live.forgotten > 0);
+        count("frozen rows", live.frozen > 0);
+        count(
+            "exact with late records",
+            live.exact() && !live.late.is_empty(),
+        );
+        count("exact with frozen rows", live.exact() && live.frozen > 0);
+        let touched = live.inexact.iter().any(|w| w.contains("forgotten id"));
+        count("forgotten ids touched again", touched);
+        let closed = live.inexact.iter().any(|w| w.contains("closed"));
+        count("updates of closed windows", closed);
+        if let Windows::Session { .. } = model.windows {
+            count("sessions with late records", !live.late.is_empty());
+            count("sessions with frozen rows", live.frozen > 0);
+        }
+    }
+    let rare: Vec<_> = seen.iter().filter(|(_, n)| **n < cases / 20).collect();
+    assert!(
+        rare.is_empty(),
+        "too rare in {cases} cases: {rare:?} (all: {seen:?})"
+    );
+}
+
 /// A larger seeded history (thousands of records, four epochs) on 1, 2 and 4 workers.
 #[test]
 fn large_history_across_workers() {
@@ -329,6 +478,8 @@ fn large_history_across_workers() {
         base: BASES[1],
         tick: 250,
         spread: 160,
+        drift: 0,
+        lateness: None,
         scale: None,
         max_line: Some(4096),
         keys: 5,
@@ -804,4 +955,138 @@ fn session_cases_bridge_and_split() {
         merges >= cases / 8 && splits >= cases / 16,
         "of {cases} session cases, {merges} bridge and {splits} split sessions across epochs"
     );
+}
+
+/// A small history with lateness, by hand (tumbling:10s, out-of-orderness 1 s, allowed
+/// lateness 5 s). Epoch 0 brings a1 at 1 s and a2 at 25 s, so epoch 1 is judged against
+/// W = 24 s, H = 19 s: the window [0 s, 10 s) is closed and frozen with a1's value, a1 is
+/// forgotten (expiry 10 s), a3 at 5 s is late; a1's correction to 21 s is its first record
+/// again (its old value stays in the frozen window), and a2's delete retracts it.
+const LIVE_EVENTS: &str = concat!(
+    "{\"id\":\"a1\",\"key\":\"k\",\"ts\":1000,\"value\":1}\n",
+    "{\"id\":\"a2\",\"key\":\"k\",\"ts\":25000,\"value\":2}\n",
+);
+const LIVE_FIXES: &str = concat!(
+    "{\"id\":\"a3\",\"key\":\"k\",\"ts\":5000,\"value\":4}\n",
+    "{\"id\":\"a1\",\"key\":\"k\",\"ts\":21000,\"value\":7,\"version\":1}\n",
+    "{\"id\":\"a2\",\"key\":\"k\",\"ts\":25000,\"value\":2,\"op\":\"delete\"}\n",
+);
+
+fn live_rows() -> [String; 3] {
+    let row = |start: &str, end: &str, v: &str| {
+        format!(
+            "\"window_start\":\"1970-01-01T00:00:{start}.000Z\",\"window_end\":\"1970-01-01T00:00:{end}.000Z\",\"key\":\"k\",\"count\":1,\"sum\":\"{v}\",\"min\":\"{v}\",\"max\":\"{v}\",\"mean\":\"{v}\""
+        )
+    };
+    [
+        row("00", "10", "1"),
+        row("20", "30", "2"),
+        row("20", "30", "7"),
+    ]
+}
+
+#[test]
+fn live_model_by_hand() {
+    let model = Model {
+        scale: 6,
+        windows: Windows::Tumbling { size: 10_000 },
+    };
+    let r = |id: &str, ts, units: i128, delete, version, epoch: u64, offset| Record {
+        id: id.into(),
+        key: "k".into(),
+        ts,
+        units: units * 1_000_000,
+        delete,
+        version,
+        position: (epoch, epoch as u32, offset),
+    };
+    let records = vec![
+        r("a1", 1_000, 1, false, 0, 0, 0),
+        r("a2", 25_000, 2, false, 0, 0, 42),
+        r("a3", 5_000, 4, false, 0, 1, 0),
+        r("a1", 21_000, 7, false, 1, 1, 42),
+        r("a2", 25_000, 2, true, 0, 1, 97),
+    ];
+    let lateness = Lateness {
+        out_of_orderness: 1_000,
+        allowed: 5_000,
+    };
+    let live = model.live(&records, 2, lateness);
+    let [first, a2, a1] = live_rows();
+    assert_eq!(live.watermarks, vec![None, Some(24_000)]);
+    assert_eq!(live.late.len(), 1);
+    assert_eq!(
+        (live.late[0].record.id.as_str(), live.late[0].watermark),
+        ("a3", 24_000)
+    );
+    assert_eq!(
+        model.snapshot_jsonl(&live.tables[0]),
+        format!("{{{first}}}\n{{{a2}}}\n")
+    );
+    assert_eq!(
+        model.snapshot_jsonl(&live.tables[1]),
+        format!("{{{first}}}\n{{{a1}}}\n")
+    );
+    assert_eq!((live.forgotten, live.frozen), (1, 1));
+    assert!(!live.exact(), "a1 was forgotten and came back");
+    // A full recompute would have moved a1 out of [0 s, 10 s).
+    let full = model.table(
+        &records[..2]
+            .iter()
+            .chain(&records[3..])
+            .cloned()
+            .collect::<Vec<_>>(),
+        1,
+    );
+    assert_eq!(model.snapshot_jsonl(&full), format!("{{{a1}}}\n"));
+}
+
+#[test]
+#[ignore = "needs --allowed-lateness"]
+fn live_pipeline_by_hand() {
+    let [first, a2, a1] = live_rows();
+    let line = |epoch: u64, diff: i64, body: &str| {
+        format!("{{\"epoch\":{epoch},\"diff\":{diff},{body}}}\n")
+    };
+    let changelog = [
+        line(0, 1, &first),
+        line(0, 1, &a2),
+        line(1, -1, &a2),
+        line(1, 1, &a1),
+    ]
+    .concat();
+    for (workers, batch) in [("1", "100000"), ("2", "1")] {
+        let dir = run_files(
+            LIVE_EVENTS,
+            &[LIVE_FIXES],
+            &[
+                "--window",
+                "tumbling:10s",
+                "--max-out-of-orderness",
+                "1s",
+                "--allowed-lateness",
+                "5s",
+                "--workers",
+                workers,
+                "--batch-records",
+                batch,
+            ],
+        );
+        let read = |name: &str| fs::read_to_string(dir.path().join("out").join(name)).unwrap();
+        assert_eq!(read("changelog.jsonl"), changelog);
+        assert_eq!(read("snapshot.jsonl"), format!("{{{first}}}\n{{{a1}}}\n"));
+        let late: serde_json::Value = serde_json::from_str(read("late.jsonl").trim()).unwrap();
+        let source = dir.path().join("epoch1.jsonl").display().to_string();
+        assert_eq!(
+            late,
+            serde_json::json!({
+                "source": source, "epoch": 1, "offset": 0, "id": "a3", "key": "k",
+                "ts": "1970-01-01T00:00:05.000Z", "value": "4", "op": "upsert", "version": 0,
+                "watermark": "1970-01-01T00:00:24.000Z",
+            })
+        );
+        let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+        assert_eq!(summary["records_late"], 1);
+        assert_eq!(summary["records_accepted"], 5);
+    }
 }
