@@ -25,6 +25,8 @@
 //! - [`aggregate`]: [`Aggregate`], count/sum/min/max per (window, key).
 //! - [`watermark`]: event time: watermarks, late records, and closing what can no longer
 //!   change (bounded state).
+//! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
+//!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //!
@@ -39,6 +41,7 @@ pub mod decode;
 pub mod digest;
 pub mod event;
 pub mod resolve;
+pub mod session;
 pub mod sink;
 pub mod source;
 mod stash;
@@ -51,5 +54,6 @@ pub use decimal::{Decimal, Scale};
 pub use decode::{BadRecord, Decoder, FieldNames};
 pub use event::{DeadLetter, Event, Op, Position, Time};
 pub use resolve::ResolveIds;
+pub use session::{SessionState, Sessions};
 pub use watermark::{Bounds, LateRecord, Lateness, Marks, SplitLate, StateGauges};
 pub use window::{AssignWindows, Window, WindowSpec};

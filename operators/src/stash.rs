@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use timely::dataflow::operators::{Capability, InputCapability};
-use timely::progress::frontier::MutableAntichain;
 
 use crate::event::Time;
 
@@ -29,14 +28,6 @@ impl<D> Stash<D> {
             .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
             .1
             .push(item);
-    }
-
-    /// The earliest held time if the frontier has passed it, with its capability and items.
-    pub(crate) fn pop_complete(
-        &mut self,
-        frontier: &MutableAntichain<Time>,
-    ) -> Option<(Time, Capability<Time>, Vec<D>)> {
-        self.pop_ready(|time| !frontier.less_equal(&time))
     }
 
     /// The earliest held time if `ready` says it may go, with its capability and items.

@@ -3,7 +3,8 @@
 //! Windows are half-open `[start, end)` in UTC milliseconds. `tumbling:W` gives each record the
 //! one window `[floor(ts/W)*W, +W)`; `hop:W/S` every window whose start is a multiple of `S`
 //! with `start <= ts < start + W`. Session windows depend on a key's other records and are not
-//! a per-record assignment; [`WindowSpec`] parses them so that a pipeline can say so clearly.
+//! a per-record assignment: [`WindowSpec`] parses them, and the `Sessions` operator
+//! ([`crate::session`]) computes them.
 //!
 //! Input: a collection of current records (deletes are skipped). Output: one
 //! `((window, key), value)` per record and window, with the record's diff, so a retraction of
@@ -77,7 +78,10 @@ impl WindowSpec {
         };
         let duration = |s: &str| parse_duration(s).map_err(|e| error(e.to_string()));
         let (kind, rest) = text.split_once(':').ok_or_else(|| {
-            error("write tumbling:SIZE or hop:SIZE/SLIDE (e.g. tumbling:1m, hop:1h/15m)".into())
+            error(
+                "write tumbling:SIZE, hop:SIZE/SLIDE or session:GAP (e.g. tumbling:1m, hop:1h/15m, session:30s)"
+                    .into(),
+            )
         })?;
         match kind {
             "tumbling" => Ok(WindowSpec::Tumbling {
@@ -100,7 +104,7 @@ impl WindowSpec {
                 gap: duration(rest)?,
             }),
             other => Err(error(format!(
-                "unknown window kind `{}`; use tumbling or hop",
+                "unknown window kind `{}`; use tumbling, hop or session",
                 shorten(other)
             ))),
         }

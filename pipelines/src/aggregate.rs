@@ -33,7 +33,7 @@ use amend_operators::time::{Millis, format_millis};
 use amend_operators::watermark::Marks;
 use amend_operators::{
     AggRow, Aggregate, AssignWindows, Bounds, DeadLetter, Decoder, Event, LateRecord, Op, Position,
-    ResolveIds, SplitLate, StateGauges, Time, WindowSpec,
+    ResolveIds, Sessions, SplitLate, StateGauges, Time, WindowSpec,
 };
 use anyhow::{Context, anyhow};
 use differential_dataflow::input::{Input, InputSession};
@@ -103,9 +103,7 @@ pub fn build<'scope>(
     let current = events.resolve_ids_within(marks.clone(), bounds);
     let ids = count_ids_locally(current.clone());
     let rows = match bounds.window {
-        WindowSpec::Session { .. } => current
-            .assign_windows(bounds.window)
-            .aggregate_within(marks, bounds),
+        WindowSpec::Session { gap } => current.sessions_within(gap, marks, bounds),
         window => current
             .assign_windows(window)
             .aggregate_within(marks, bounds),

@@ -32,6 +32,7 @@ fn role_of(name: &str) -> &'static str {
         "CountIds" => "ids current / deleted, pre-counted per worker",
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
         "Aggregate" => "count, sum, min, max per (window, key), incrementally",
+        "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
         "Capture" => "sink: changelog, snapshot, digests, dead letters",
