@@ -134,7 +134,7 @@ fn bad_flags_exit_2_with_a_readable_message() {
         (&["--window", "tumbling:5x"], &["5x"]),
         (&["--window", "tumbling:0s"], &["0s"]),
         (&["--window", "hop:1m"], &["hop:1m"]),
-        (&["--window", "session:5m"], &["session"]),
+        (&["--window", "session:5q"], &["session:5q"]),
         (
             &["--window", "tumbling:1m", "--scale", "40"],
             &["--scale", "40"],

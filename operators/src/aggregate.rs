@@ -12,18 +12,22 @@
 //! search in its own group — not a rescan of the group, and nothing for other groups. Only
 //! the group's current row is kept, never its history.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use hashbrown::hash_table::HashTable;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::operator::empty;
 
 use crate::decimal::Decimal;
-use crate::event::Time;
+use crate::event::{Time, epoch_of};
 use crate::stash::Stash;
-use crate::window::{Window, WindowedValue};
+use crate::time::Millis;
+use crate::watermark::{Bounds, Horizons, Marks, gauge_add};
+use crate::window::{Window, WindowSpec, WindowedValue};
 
 /// The aggregates of one (window, key).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,26 +121,64 @@ impl Group {
 pub trait Aggregate<'scope> {
     /// One [`Agg`] per (window, key) with values, maintained incrementally.
     fn aggregate(self) -> VecCollection<'scope, Time, AggRow>;
+
+    /// As [`Aggregate::aggregate`], and with a finite lateness, closes at the start of each
+    /// epoch `e` every window that ends at or before `H(e)` (see [`crate::watermark`]): its
+    /// groups are forgotten, later updates of it are ignored, and its rows stay as they were.
+    fn aggregate_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, AggRow>;
 }
 
 impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
     fn aggregate(self) -> VecCollection<'scope, Time, AggRow> {
+        let marks = empty(self.inner.scope());
+        let bounds = Bounds::unbounded(WindowSpec::Tumbling { size: 1 });
+        self.aggregate_within(marks, &bounds)
+    }
+
+    fn aggregate_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, AggRow> {
         let exchange = Exchange::new(|update: &(WindowedValue, Time, isize)| (update.0).0.hashed());
+        let lateness = bounds.lateness;
+        let gauge = bounds.state.groups.clone();
         self.inner
-            .unary_frontier(exchange, "Aggregate", |_capability, _info| {
+            .binary_frontier(marks, exchange, Pipeline, "Aggregate", move |_, _| {
                 // Each group with its (window, key), found by the key's hash; boxed, so the
                 // table's slots (and its growth) cost a pointer each.
                 let hasher = foldhash::fast::RandomState::default();
                 let mut groups: HashTable<Box<(GroupKey, Group)>> = HashTable::new();
+                // With a finite lateness: the hashes of groups by their window's end.
+                let mut closing: BTreeMap<Millis, Vec<u64>> = BTreeMap::new();
+                let mut horizons = Horizons::new(lateness);
                 let mut pending = Stash::default();
-                move |(input, frontier), output| {
+                move |(input, frontier), (marks, marks_frontier), output| {
+                    marks.for_each(|_, data| {
+                        for (time, mark) in data.drain(..) {
+                            horizons.push(time, mark);
+                        }
+                    });
                     input.for_each(|capability, data| {
                         for (update, time, diff) in data.drain(..) {
                             pending.push(&capability, time, (update, diff));
                         }
                     });
-                    while let Some((time, capability, mut updates)) = pending.pop_complete(frontier)
-                    {
+                    while let Some((time, capability, mut updates)) = pending.pop_ready(|time| {
+                        !frontier.less_equal(&time)
+                            && horizons.ready(epoch_of(time), marks_frontier)
+                    }) {
+                        let held = groups.len() as i64;
+                        let horizon = horizons.horizon(epoch_of(time));
+                        if let Some(horizon) = horizon {
+                            close_windows(&mut groups, &mut closing, horizon);
+                            // A closed window's row is final.
+                            updates.retain(|(((window, _), _), _)| window.end > horizon);
+                        }
                         // Group the time's updates so each group's old row is read once.
                         updates.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
                         let mut session = output.session(&capability);
@@ -149,7 +191,12 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                                     |entry| entry.0 == key,
                                     |entry| hasher.hash_one(&entry.0),
                                 )
-                                .or_insert_with(|| Box::new((key.clone(), Group::default())));
+                                .or_insert_with(|| {
+                                    if lateness.is_bounded() {
+                                        closing.entry(key.0.end).or_default().push(hash);
+                                    }
+                                    Box::new((key.clone(), Group::default()))
+                                });
                             let group = &mut entry.get_mut().1;
                             let before = group.agg();
                             group.update(value, diff as i64);
@@ -172,10 +219,29 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                                 session.give(((key, new), time, 1));
                             }
                         }
+                        gauge_add(&gauge, groups.len() as i64 - held);
                     }
                 }
             })
             .as_collection()
+    }
+}
+
+/// Forgets every group whose window ends at or before `horizon`.
+fn close_windows(
+    groups: &mut HashTable<Box<(GroupKey, Group)>>,
+    closing: &mut BTreeMap<Millis, Vec<u64>>,
+    horizon: Millis,
+) {
+    while let Some(entry) = closing.first_entry() {
+        if *entry.key() > horizon {
+            break;
+        }
+        for hash in entry.remove() {
+            while let Ok(found) = groups.find_entry(hash, |g| g.0.0.end <= horizon) {
+                found.remove();
+            }
+        }
     }
 }
 

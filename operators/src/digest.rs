@@ -89,6 +89,11 @@ pub fn digest_table<'a>(
         }
     }
     windows.extend(current.map(finish));
+    digest_windows(windows)
+}
+
+/// The table digest over window digests given in ascending (start, end) order.
+pub fn digest_windows(windows: Vec<WindowDigest>) -> TableDigest {
     let mut table = Sha256::new();
     for w in &windows {
         table.update(format!("{}:{}:{}\n", w.start, w.end, w.digest));

@@ -23,6 +23,10 @@
 //! - [`resolve`]: [`ResolveIds`], the current record per id (SPEC section 3).
 //! - [`window`]: [`AssignWindows`], tumbling and hopping windows (SPEC section 4).
 //! - [`aggregate`]: [`Aggregate`], count/sum/min/max per (window, key).
+//! - [`watermark`]: event time: watermarks, late records, and closing what can no longer
+//!   change (bounded state).
+//! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
+//!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //!
@@ -37,10 +41,12 @@ pub mod decode;
 pub mod digest;
 pub mod event;
 pub mod resolve;
+pub mod session;
 pub mod sink;
 pub mod source;
 mod stash;
 pub mod time;
+pub mod watermark;
 pub mod window;
 
 pub use aggregate::{Agg, AggRow, Aggregate};
@@ -48,4 +54,6 @@ pub use decimal::{Decimal, Scale};
 pub use decode::{BadRecord, Decoder, FieldNames};
 pub use event::{DeadLetter, Event, Op, Position, Time};
 pub use resolve::ResolveIds;
+pub use session::{SessionState, Sessions};
+pub use watermark::{Bounds, LateRecord, Lateness, Marks, SplitLate, StateGauges};
 pub use window::{AssignWindows, Window, WindowSpec};

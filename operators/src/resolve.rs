@@ -15,34 +15,69 @@
 //! Input diffs other than positive ones are ignored: the input is a log of what producers
 //! sent, and nothing un-sends a record; a correction is a new record.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use hashbrown::hash_table::{Entry, HashTable};
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::operator::empty;
 
-use crate::event::{Event, Time};
+use crate::event::{Event, Time, epoch_of};
 use crate::stash::Stash;
+use crate::time::Millis;
+use crate::watermark::{Bounds, Horizons, Marks, gauge_add};
 
 /// Resolves records to the current record per id.
 pub trait ResolveIds<'scope> {
-    /// The current record of each id (deletes included), updated as records arrive.
+    /// The current record of each id (deletes included), updated as records arrive; nothing
+    /// is ever forgotten.
     fn resolve_ids(self) -> VecCollection<'scope, Time, Event>;
+
+    /// As [`ResolveIds::resolve_ids`], and with a finite lateness, forgets at the start of
+    /// each epoch `e` every id whose current record expires at or before `H(e)` (see
+    /// [`crate::watermark`]); forgetting emits nothing.
+    fn resolve_ids_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, Event>;
 }
 
 impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
     fn resolve_ids(self) -> VecCollection<'scope, Time, Event> {
+        let marks = empty(self.inner.scope());
+        let bounds = Bounds::unbounded(crate::WindowSpec::Tumbling { size: 1 });
+        self.resolve_ids_within(marks, &bounds)
+    }
+
+    fn resolve_ids_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, Event> {
         let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
+        let (window, lateness) = (bounds.window, bounds.lateness);
+        let gauge = bounds.state.ids.clone();
         self.inner
-            .unary_frontier(exchange, "ResolveIds", |_capability, _info| {
+            .binary_frontier(marks, exchange, Pipeline, "ResolveIds", move |_, _| {
                 // The current record of each id, found by the hash of the id. Boxed, so the
                 // table's slots (and its growth) cost a pointer each.
                 let hasher = foldhash::fast::RandomState::default();
                 let mut current: HashTable<Box<Event>> = HashTable::new();
+                // With a finite lateness: the hashes of ids by the expiry of the record that
+                // made them current. An entry is stale if the id has a later record since.
+                let mut expiring: BTreeMap<Millis, Vec<u64>> = BTreeMap::new();
+                let mut horizons = Horizons::new(lateness);
                 // Records waiting for their time to complete.
                 let mut pending = Stash::default();
-                move |(input, frontier), output| {
+                move |(input, frontier), (marks, marks_frontier), output| {
+                    marks.for_each(|_, data| {
+                        for (time, mark) in data.drain(..) {
+                            horizons.push(time, mark);
+                        }
+                    });
                     input.for_each(|capability, data| {
                         for (event, time, diff) in data.drain(..) {
                             if diff > 0 {
@@ -51,7 +86,16 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                         }
                     });
                     // Apply complete times in order: a time's records may supersede each other.
-                    while let Some((time, capability, events)) = pending.pop_complete(frontier) {
+                    while let Some((time, capability, events)) = pending.pop_ready(|time| {
+                        !frontier.less_equal(&time)
+                            && horizons.ready(epoch_of(time), marks_frontier)
+                    }) {
+                        let mut held = current.len() as i64;
+                        if let Some(horizon) = horizons.horizon(epoch_of(time)) {
+                            forget_expired(&mut current, &mut expiring, horizon, |e| {
+                                window.expiry(e.ts)
+                            });
+                        }
                         let mut session = output.session(&capability);
                         for event in events {
                             let hash = hasher.hash_one(event.id.as_str());
@@ -72,11 +116,38 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                                     slot.insert(Box::new(event.clone()));
                                 }
                             }
+                            if lateness.is_bounded() {
+                                expiring
+                                    .entry(window.expiry(event.ts))
+                                    .or_default()
+                                    .push(hash);
+                            }
                             session.give((event, time, 1));
                         }
+                        held = current.len() as i64 - held;
+                        gauge_add(&gauge, held);
                     }
                 }
             })
             .as_collection()
+    }
+}
+
+/// Removes every id whose current record expires at or before `horizon`.
+fn forget_expired(
+    current: &mut HashTable<Box<Event>>,
+    expiring: &mut BTreeMap<Millis, Vec<u64>>,
+    horizon: Millis,
+    expiry: impl Fn(&Event) -> Millis,
+) {
+    while let Some(entry) = expiring.first_entry() {
+        if *entry.key() > horizon {
+            break;
+        }
+        for hash in entry.remove() {
+            while let Ok(found) = current.find_entry(hash, |e| expiry(e) <= horizon) {
+                found.remove();
+            }
+        }
     }
 }

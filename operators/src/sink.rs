@@ -10,15 +10,16 @@
 //! Decimals are written canonically as JSON strings; times as RFC 3339 UTC with milliseconds.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
 
 use serde::Serialize;
 
 use crate::aggregate::{Agg, AggRow};
 use crate::decimal::{Decimal, Scale};
-use crate::digest::{TableDigest, digest_table};
+use crate::digest::{TableDigest, WindowDigest, digest_table, digest_windows};
 use crate::event::DeadLetter;
-use crate::time::format_millis;
+use crate::time::{Millis, format_millis};
 use crate::window::Window;
 
 /// Why an aggregate row cannot be written.
@@ -83,6 +84,21 @@ pub struct Table {
     before: BTreeMap<(Window, String), Option<Agg>>,
     /// Whether the table was empty when the open epoch began.
     empty_before: bool,
+    /// Rows of closed windows, moved out of memory.
+    closed: Option<Closed>,
+}
+
+/// Rows of windows that can no longer change, kept in a file in the snapshot's format, with
+/// their window digests. Windows close in start order, so the file stays sorted and precedes
+/// every open row.
+#[derive(Debug)]
+struct Closed {
+    file: BufWriter<File>,
+    format: SnapshotFormat,
+    windows: Vec<WindowDigest>,
+    rows: u64,
+    /// The greatest closed window, which every later one must follow.
+    last: Option<Window>,
 }
 
 impl Table {
@@ -93,12 +109,78 @@ impl Table {
             scale,
             before: BTreeMap::new(),
             empty_before: true,
+            closed: None,
         }
     }
 
-    /// The rows, in (window, key) order.
+    /// Moves the rows of closed windows ([`Table::close_windows`]) into `file`, an anonymous
+    /// temporary file, in the snapshot's `format`, instead of keeping them in memory.
+    pub fn spill_closed(&mut self, file: File, format: SnapshotFormat) {
+        self.closed = Some(Closed {
+            file: BufWriter::with_capacity(1 << 20, file),
+            format,
+            windows: Vec::new(),
+            rows: 0,
+            last: None,
+        });
+    }
+
+    /// The rows held in memory, in (window, key) order: all rows, unless closed ones spill.
     pub fn rows(&self) -> &BTreeMap<(Window, String), Agg> {
         &self.rows
+    }
+
+    /// The number of rows, spilled ones included.
+    pub fn row_count(&self) -> u64 {
+        self.rows.len() as u64 + self.closed.as_ref().map_or(0, |c| c.rows)
+    }
+
+    /// Closes every window that ends at or before `horizon`: its rows can no longer change.
+    /// If closed rows spill, they move out of memory (with their window digests kept); it is
+    /// an error for a later change to touch them. Call between epochs.
+    pub fn close_windows(&mut self, horizon: Millis) -> Result<(), SinkError> {
+        let Some(closed) = &mut self.closed else {
+            return Ok(());
+        };
+        let first_open = self
+            .rows
+            .keys()
+            .position(|(window, _)| window.end > horizon)
+            .unwrap_or(self.rows.len());
+        if first_open == 0 {
+            return Ok(());
+        }
+        let open = match self.rows.iter().nth(first_open) {
+            Some((key, _)) => self.rows.split_off(&key.clone()),
+            None => BTreeMap::new(),
+        };
+        let done = std::mem::replace(&mut self.rows, open);
+        // Closed rows must precede every open one and every row closed before.
+        let first = done.keys().next().map(|(w, _)| *w);
+        let last = done.keys().next_back().map(|(w, _)| *w);
+        let open_first = self.rows.keys().next().map(|(w, _)| *w);
+        if first <= closed.last || (open_first.is_some() && last >= open_first) {
+            return Err(SinkError::Inconsistent {
+                epoch: 0,
+                what: "closes out of window order",
+                start: format_millis(first.map_or(0, |w| w.start)),
+                key: String::new(),
+            });
+        }
+        write_snapshot_rows(
+            closed.format,
+            self.scale,
+            done.iter(),
+            &mut closed.file,
+            false,
+        )?;
+        closed
+            .windows
+            .extend(digest_table(&done, self.scale).windows);
+        closed.rows += done.len() as u64;
+        closed.last = last;
+        self.empty_before = self.rows.is_empty();
+        Ok(())
     }
 
     /// Applies one change of the open epoch `epoch`: `diff` is `-1` or `1`.
@@ -197,56 +279,92 @@ impl Table {
         self.close_epoch(epoch, out)
     }
 
-    /// Writes the snapshot: one row per (window, key), sorted.
-    pub fn write_snapshot(&self, format: SnapshotFormat, out: impl Write) -> Result<(), SinkError> {
-        match format {
-            SnapshotFormat::JsonLines => {
-                let mut out = out;
-                write_rows(
-                    &mut out,
-                    self.scale,
-                    self.rows.iter().map(|row| (row, None)),
-                )?;
-                out.flush()?;
-            }
-            SnapshotFormat::Csv => {
-                let mut csv = csv::Writer::from_writer(out);
-                csv.write_record([
-                    "window_start",
-                    "window_end",
-                    "key",
-                    "count",
-                    "sum",
-                    "min",
-                    "max",
-                    "mean",
-                ])
-                .map_err(csv_error)?;
-                let mut writer = RowWriter::new(self.scale);
-                for ((window, key), agg) in &self.rows {
-                    let scale = self.scale;
-                    let row = writer.fields(window, key, agg)?;
-                    csv.write_record([
-                        row.start,
-                        row.end,
-                        key,
-                        &agg.count.to_string(),
-                        &row.sum.to_canonical(scale),
-                        &agg.min.to_canonical(scale),
-                        &agg.max.to_canonical(scale),
-                        &row.mean.to_canonical(scale),
-                    ])
-                    .map_err(csv_error)?;
-                }
-                csv.flush()?;
-            }
+    /// Flushes spilled rows to their file; call before [`Table::write_snapshot`].
+    pub fn flush_closed(&mut self) -> Result<(), SinkError> {
+        if let Some(closed) = &mut self.closed {
+            closed.file.flush()?;
         }
+        Ok(())
+    }
+
+    /// Writes the snapshot: one row per (window, key), sorted; spilled rows first.
+    pub fn write_snapshot(
+        &self,
+        format: SnapshotFormat,
+        mut out: impl Write,
+    ) -> Result<(), SinkError> {
+        let mut header = true;
+        if let Some(closed) = &self.closed {
+            if format == SnapshotFormat::Csv {
+                write_csv_header(&mut out)?;
+                header = false;
+            }
+            if !closed.file.buffer().is_empty() {
+                return Err(SinkError::Io(io::Error::other(
+                    "internal error: spilled rows not flushed before a snapshot",
+                )));
+            }
+            let mut file = closed.file.get_ref();
+            let end = file.stream_position()?;
+            file.rewind()?;
+            io::copy(&mut io::Read::take(file, end), &mut out)?;
+            file.seek(io::SeekFrom::Start(end))?;
+        }
+        write_snapshot_rows(format, self.scale, self.rows.iter(), &mut out, header)?;
+        out.flush()?;
         Ok(())
     }
 
     /// The table's digests.
     pub fn digest(&self) -> TableDigest {
-        digest_table(&self.rows, self.scale)
+        let open = digest_table(&self.rows, self.scale);
+        match &self.closed {
+            Some(closed) if !closed.windows.is_empty() => {
+                digest_windows(closed.windows.iter().cloned().chain(open.windows).collect())
+            }
+            _ => open,
+        }
+    }
+}
+
+fn write_csv_header(out: &mut impl Write) -> Result<(), SinkError> {
+    out.write_all(b"window_start,window_end,key,count,sum,min,max,mean\n")?;
+    Ok(())
+}
+
+/// Writes snapshot rows in `format` (with the CSV header if `header`).
+fn write_snapshot_rows<'a>(
+    format: SnapshotFormat,
+    scale: Scale,
+    rows: impl Iterator<Item = (&'a (Window, String), &'a Agg)>,
+    out: &mut impl Write,
+    header: bool,
+) -> Result<(), SinkError> {
+    match format {
+        SnapshotFormat::JsonLines => write_rows(out, scale, rows.map(|row| (row, None))),
+        SnapshotFormat::Csv => {
+            if header {
+                write_csv_header(out)?;
+            }
+            let mut csv = csv::Writer::from_writer(out);
+            let mut writer = RowWriter::new(scale);
+            for ((window, key), agg) in rows {
+                let row = writer.fields(window, key, agg)?;
+                csv.write_record([
+                    row.start,
+                    row.end,
+                    key,
+                    &agg.count.to_string(),
+                    &row.sum.to_canonical(scale),
+                    &agg.min.to_canonical(scale),
+                    &agg.max.to_canonical(scale),
+                    &row.mean.to_canonical(scale),
+                ])
+                .map_err(csv_error)?;
+            }
+            csv.flush()?;
+            Ok(())
+        }
     }
 }
 

@@ -11,8 +11,9 @@
 //! skipped.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
@@ -116,9 +117,26 @@ impl InputFile {
         (start < end).then_some((start, end))
     }
 
+    /// Standard input, read as JSON Lines, as input number `index`.
+    pub fn stdin(index: u32) -> InputFile {
+        InputFile {
+            path: PathBuf::from("-"),
+            index,
+            epoch: 0,
+            format: Format::JsonLines,
+            gzip: false,
+            len: 0,
+        }
+    }
+
+    /// Whether this is standard input.
+    pub fn is_stdin(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+
     /// Opens a reader for the lines starting in `[start, end)`.
     pub fn lines(&self, start: u64, end: u64, max_line: usize) -> io::Result<LineReader> {
-        let mut reader: Box<dyn BufRead + Send> = if self.gzip {
+        let reader: Box<dyn BufRead + Send> = if self.gzip {
             let file = File::open(&self.path)?;
             Box::new(BufReader::with_capacity(
                 1 << 16,
@@ -129,6 +147,93 @@ impl InputFile {
             file.seek(SeekFrom::Start(start.saturating_sub(1)))?;
             Box::new(BufReader::with_capacity(1 << 16, file))
         };
+        LineReader::new(reader, start, end, max_line, !self.gzip && start > 0)
+    }
+
+    /// Reads the file's first line (a CSV header), without its terminator.
+    pub fn first_line(&self, max_line: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut lines = self.lines(0, u64::MAX, max_line)?;
+        Ok(lines.next_line()?.map(|line| line.bytes.to_vec()))
+    }
+}
+
+/// One epoch's input: the complete lines of a byte range of one file, or a chunk of a stream
+/// (standard input) held in memory.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// The file the lines come from.
+    pub file: Arc<InputFile>,
+    /// The epoch the chunk is ingested in.
+    pub epoch: u64,
+    /// Offset of the chunk's first byte in the (decompressed) file or stream.
+    pub start: u64,
+    /// Offset after its last byte; `u64::MAX` for a gzip file read whole.
+    pub end: u64,
+    /// The chunk's bytes, for a stream; `None` for a file, which workers read themselves.
+    pub data: Option<Arc<[u8]>>,
+    /// The number of lines before `start`, where it is known without reading the file.
+    pub lines_before: Option<u64>,
+}
+
+impl Chunk {
+    /// A whole file, as one epoch.
+    pub fn whole(file: Arc<InputFile>, epoch: u64) -> Chunk {
+        let end = if file.gzip { u64::MAX } else { file.len };
+        Chunk {
+            file,
+            epoch,
+            start: 0,
+            end,
+            data: None,
+            lines_before: Some(0),
+        }
+    }
+
+    /// The byte range of `worker` among `workers`, or `None` if it reads nothing of this chunk.
+    /// A line belongs to the range that holds its first byte.
+    pub fn range(&self, worker: usize, workers: usize) -> Option<(u64, u64)> {
+        if self.file.gzip {
+            return (self.file.index as usize % workers == worker).then_some((0, u64::MAX));
+        }
+        let len = self.end - self.start;
+        let share = |w: u64| self.start + (len as u128 * w as u128 / workers as u128) as u64;
+        let (start, end) = (share(worker as u64), share(worker as u64 + 1));
+        (start < end).then_some((start, end))
+    }
+
+    /// Opens a reader for the lines of the chunk starting in `[start, end)`.
+    pub fn lines(&self, start: u64, end: u64, max_line: usize) -> io::Result<LineReader> {
+        match &self.data {
+            None => self.file.lines(start, end, max_line),
+            Some(data) => {
+                let mut cursor = Cursor::new(Arc::clone(data));
+                let behind = start > self.start;
+                cursor.set_position(start.saturating_sub(self.start + behind as u64));
+                LineReader::new(Box::new(cursor), start, end, max_line, behind)
+            }
+        }
+    }
+
+    /// The number of lines that start before `offset`, an offset inside the chunk.
+    pub fn lines_before(&self, offset: u64) -> io::Result<u64> {
+        let count = |bytes: &[u8]| memchr::memchr_iter(b'\n', bytes).count() as u64;
+        match (&self.data, self.lines_before) {
+            (Some(data), Some(base)) => Ok(base + count(&data[..(offset - self.start) as usize])),
+            _ => lines_before(&self.file.path, offset),
+        }
+    }
+}
+
+impl LineReader {
+    /// Lines of `reader`, which is at `start`, or at `start - 1` if `behind`: then the line
+    /// holding that byte belongs to the previous range unless the byte ends it.
+    fn new(
+        mut reader: Box<dyn BufRead + Send>,
+        start: u64,
+        end: u64,
+        max_line: usize,
+        behind: bool,
+    ) -> io::Result<LineReader> {
         let mut lines = LineReader {
             reader: Box::new(io::empty()) as Box<dyn BufRead + Send>,
             offset: 0,
@@ -137,12 +242,10 @@ impl InputFile {
             buf: Vec::new(),
             len: 0,
         };
-        if !self.gzip && start > 0 {
-            // The line holding byte `start - 1` belongs to the previous range unless that byte
-            // ends it.
+        lines.offset = start;
+        if behind {
             let mut before = [0u8];
             reader.read_exact(&mut before)?;
-            lines.offset = start;
             if before[0] != b'\n' {
                 let mut skipped = Vec::new();
                 let n = reader.read_until(b'\n', &mut skipped)?;
@@ -151,12 +254,6 @@ impl InputFile {
         }
         lines.reader = reader;
         Ok(lines)
-    }
-
-    /// Reads the file's first line (a CSV header), without its terminator.
-    pub fn first_line(&self, max_line: usize) -> io::Result<Option<Vec<u8>>> {
-        let mut lines = self.lines(0, u64::MAX, max_line)?;
-        Ok(lines.next_line()?.map(|line| line.bytes.to_vec()))
     }
 }
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use timely::dataflow::operators::{Capability, InputCapability};
-use timely::progress::frontier::MutableAntichain;
 
 use crate::event::Time;
 
@@ -31,13 +30,13 @@ impl<D> Stash<D> {
             .push(item);
     }
 
-    /// The earliest held time if the frontier has passed it, with its capability and items.
-    pub(crate) fn pop_complete(
+    /// The earliest held time if `ready` says it may go, with its capability and items.
+    pub(crate) fn pop_ready(
         &mut self,
-        frontier: &MutableAntichain<Time>,
+        ready: impl FnOnce(Time) -> bool,
     ) -> Option<(Time, Capability<Time>, Vec<D>)> {
         let entry = self.pending.first_entry()?;
-        if frontier.less_equal(entry.key()) {
+        if !ready(*entry.key()) {
             return None;
         }
         let (time, (capability, items)) = entry.remove_entry();

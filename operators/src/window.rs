@@ -3,7 +3,8 @@
 //! Windows are half-open `[start, end)` in UTC milliseconds. `tumbling:W` gives each record the
 //! one window `[floor(ts/W)*W, +W)`; `hop:W/S` every window whose start is a multiple of `S`
 //! with `start <= ts < start + W`. Session windows depend on a key's other records and are not
-//! a per-record assignment; [`WindowSpec`] parses them so that a pipeline can say so clearly.
+//! a per-record assignment: [`WindowSpec`] parses them, and the `Sessions` operator
+//! ([`crate::session`]) computes them.
 //!
 //! Input: a collection of current records (deletes are skipped). Output: one
 //! `((window, key), value)` per record and window, with the record's diff, so a retraction of
@@ -77,7 +78,10 @@ impl WindowSpec {
         };
         let duration = |s: &str| parse_duration(s).map_err(|e| error(e.to_string()));
         let (kind, rest) = text.split_once(':').ok_or_else(|| {
-            error("write tumbling:SIZE or hop:SIZE/SLIDE (e.g. tumbling:1m, hop:1h/15m)".into())
+            error(
+                "write tumbling:SIZE, hop:SIZE/SLIDE or session:GAP (e.g. tumbling:1m, hop:1h/15m, session:30s)"
+                    .into(),
+            )
         })?;
         match kind {
             "tumbling" => Ok(WindowSpec::Tumbling {
@@ -100,7 +104,7 @@ impl WindowSpec {
                 gap: duration(rest)?,
             }),
             other => Err(error(format!(
-                "unknown window kind `{}`; use tumbling or hop",
+                "unknown window kind `{}`; use tumbling, hop or session",
                 shorten(other)
             ))),
         }
@@ -129,6 +133,17 @@ impl WindowSpec {
                 start,
                 end: start + size,
             })
+    }
+
+    /// The end of the last window a record at `ts` falls in: once the lateness horizon reaches
+    /// it, the record can change nothing. For sessions, the end of the window the record
+    /// opens on its own, `ts + gap`.
+    pub fn expiry(&self, ts: Millis) -> Millis {
+        match *self {
+            WindowSpec::Tumbling { size } => ts.div_euclid(size) * size + size,
+            WindowSpec::Hop { size, slide } => ts.div_euclid(slide) * slide + size,
+            WindowSpec::Session { gap } => ts + gap,
+        }
     }
 
     /// The windows `ts` falls in, ascending.
@@ -233,6 +248,23 @@ mod tests {
                 assert_eq!(spec.windows(ts), expected, "hop {size}/{slide} at {ts}");
             }
         }
+    }
+
+    #[test]
+    fn expiry_is_the_end_of_the_last_window() {
+        for spec in [
+            WindowSpec::Tumbling { size: 10 },
+            WindowSpec::Hop { size: 10, slide: 5 },
+            WindowSpec::Hop { size: 7, slide: 3 },
+            WindowSpec::Hop { size: 2, slide: 5 },
+        ] {
+            for ts in -30..30 {
+                if let Some(last) = spec.windows(ts).last() {
+                    assert_eq!(spec.expiry(ts), last.end, "{spec} at {ts}");
+                }
+            }
+        }
+        assert_eq!(WindowSpec::Session { gap: 10 }.expiry(5), 15);
     }
 
     #[test]

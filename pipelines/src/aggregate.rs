@@ -1,51 +1,58 @@
 //! `amend aggregate`: windowed aggregates over event files, corrected by later records.
 //!
 //! ```text
-//!  worker w: byte range w of each file ─decode─┬─ events ─▶ ResolveIds ─▶ AssignWindows ─▶ Aggregate ─┐
-//!                                              └─ dead letters ───────────────────────────────────────┤
-//!                                                 ResolveIds ─▶ CountIds (ids current / deleted) ──────┤
-//!                                                                                     capture ─▶ sink ◀┘
+//!  planner ─chunks─▶ worker w: its byte range of each chunk ─decode─┬─ events ─▶ SplitLate ─┬─▶ ResolveIds ─▶ AssignWindows ─▶ Aggregate ─┐
+//!                                      └─ marks (max ts) ─broadcast─┼──────────────┴──────────┴────────────────────────────────┘           │
+//!                                                                   └─ dead letters, late records, id counts ──────────────── capture ─▶ sink
 //! ```
 //!
-//! Each worker reads its own byte range of every file (a gzip file goes whole to one worker),
-//! decodes lines, and feeds records into the dataflow in batches of `--batch-records`, each
-//! at its own internal time within the file's epoch. The sink, on the calling thread, gathers
-//! every worker's output and applies the open epoch's row changes to the table as they
-//! arrive; when all workers have passed the epoch, it writes the epoch's net changes to the
-//! changelog and its dead letters in position order. At the end it writes the snapshot, the
-//! digests and the summary. Reading stays at most one batch ahead of the dataflow on each
-//! worker, and epochs are processed one at a time.
+//! A planner thread decides the epochs ([`crate::plan`]): one per input file, then, when
+//! following, one per run of appended lines or new file. Every epoch goes to every worker;
+//! each reads its own byte range of it (a gzip file goes whole to one worker), decodes lines,
+//! and feeds records into the dataflow in batches of `--batch-records`, each at its own
+//! internal time within the epoch. A worker starts an epoch only when the previous one has
+//! passed the whole dataflow, and the planner hands out one epoch at a time, so reading never
+//! runs ahead. The sink, on the calling thread, gathers every worker's output and applies the
+//! open epoch's row changes to the table as they arrive; when all workers have passed the
+//! epoch, it writes and flushes the epoch's changelog lines, dead letters, late records and
+//! its line of `epochs.jsonl`. Snapshot, digests and summary are written at the end, and
+//! every `--snapshot-interval` while following.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
 use amend_operators::event::{batch_time, epoch_of, epoch_start, raw_text};
 use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
-use amend_operators::source::{Format, InputFile, lines_before};
+use amend_operators::source::{Chunk, Format};
+use amend_operators::time::{Millis, format_millis};
+use amend_operators::watermark::Marks;
 use amend_operators::{
-    AggRow, Aggregate, AssignWindows, DeadLetter, Decoder, Event, Op, Position, ResolveIds, Time,
-    WindowSpec,
+    AggRow, Aggregate, AssignWindows, Bounds, DeadLetter, Decoder, Event, LateRecord, Op, Position,
+    ResolveIds, Sessions, SplitLate, StateGauges, Time, WindowSpec,
 };
 use anyhow::{Context, anyhow};
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::Serialize;
+use timely::dataflow::InputHandle;
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::capture::{Capture, Event as Captured};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Input as TimelyInput, Probe};
 use timely::progress::frontier::MutableAntichain;
 use timely::worker::Worker;
 
 use crate::config::AggregateConfig;
 use crate::output::{write_atomically, write_json_atomically};
+use crate::plan::Planner;
 use crate::progress::Progress;
 
 /// What the dataflow hands to the sink.
@@ -57,6 +64,8 @@ pub enum Output {
     Dead(DeadLetter),
     /// An id whose current record is an upsert or a delete.
     Id(Op),
+    /// A record that came after its windows closed.
+    Late(LateRecord),
 }
 
 /// The input sessions of the aggregate dataflow.
@@ -77,19 +86,35 @@ impl Inputs {
 }
 
 /// Builds the aggregate dataflow: input sessions in, one output collection for the sink.
+/// `marks` carry the watermark (see [`amend_operators::watermark`]).
 pub fn build<'scope>(
     scope: Scope<'scope, Time>,
-    window: WindowSpec,
+    marks: Marks<'scope>,
+    bounds: &Bounds,
 ) -> (Inputs, VecCollection<'scope, Time, Output>) {
     let (events_in, events) = scope.new_collection::<Event, isize>();
     let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
-    let current = events.resolve_ids();
+    let (events, late) = if bounds.lateness.is_bounded() {
+        let (on_time, late) = events.split_late(marks.clone(), bounds);
+        (on_time, Some(late))
+    } else {
+        (events, None)
+    };
+    let current = events.resolve_ids_within(marks.clone(), bounds);
     let ids = count_ids_locally(current.clone());
-    let rows = current.assign_windows(window).aggregate();
-    let output = rows
+    let rows = match bounds.window {
+        WindowSpec::Session { gap } => current.sessions_within(gap, marks, bounds),
+        window => current
+            .assign_windows(window)
+            .aggregate_within(marks, bounds),
+    };
+    let mut output = rows
         .map(Output::Row)
         .concat(dead.map(Output::Dead))
         .concat(ids.map(Output::Id));
+    if let Some(late) = late {
+        output = output.concat(late.map(Output::Late));
+    }
     let inputs = Inputs {
         events: events_in,
         dead: dead_in,
@@ -100,15 +125,21 @@ pub fn build<'scope>(
 /// What the sink receives from each worker's capture.
 pub type Captures = Captured<Time, Vec<(Output, Time, isize)>>;
 
-/// One worker's whole dataflow: [`build`], then a probe for backpressure and the capture that
-/// hands output to the sink.
+/// The input handle of the marks stream.
+pub type MarksInput =
+    InputHandle<Time, timely::container::CapacityContainerBuilder<Vec<(Time, Millis)>>>;
+
+/// One worker's whole dataflow: [`build`] with its marks input, then a probe for backpressure
+/// and the capture that hands output to the sink.
 pub fn build_with_sink(
     scope: Scope<'_, Time>,
-    window: WindowSpec,
+    bounds: &Bounds,
     probe: &ProbeHandle<Time>,
     sink: mpsc::Sender<Captures>,
+    marks_in: &mut MarksInput,
 ) -> Inputs {
-    let (inputs, output) = build(scope, window);
+    let marks = scope.input_from(marks_in).broadcast();
+    let (inputs, output) = build(scope, marks, bounds);
     output.inner.probe_with(probe).capture_into(sink);
     inputs
 }
@@ -142,9 +173,21 @@ fn count_ids_locally<'scope>(
 /// Counts from one worker's reading of one epoch.
 #[derive(Copy, Clone, Debug, Default)]
 struct ReadStats {
+    epoch: u64,
     read: u64,
     accepted: u64,
     dead: u64,
+    /// The greatest event time of the records read.
+    max_ts: Option<Millis>,
+}
+
+impl ReadStats {
+    fn add(&mut self, other: &ReadStats) {
+        self.read += other.read;
+        self.accepted += other.accepted;
+        self.dead += other.dead;
+        self.max_ts = self.max_ts.max(other.max_ts);
+    }
 }
 
 /// What `amend aggregate` reports in `summary.json`.
@@ -152,10 +195,12 @@ struct ReadStats {
 pub struct Summary {
     /// Records read: accepted plus dead-lettered.
     pub records_read: u64,
-    /// Records decoded and fed to the dataflow.
+    /// Records decoded and fed to the dataflow (late records included).
     pub records_accepted: u64,
     /// Bad records, written to dead_letter.jsonl.
     pub records_dead_lettered: u64,
+    /// Accepted records that came after their windows closed, written to late.jsonl.
+    pub records_late: u64,
     /// Ids whose current record is an upsert.
     pub ids_current: u64,
     /// Ids whose current record is a delete.
@@ -176,19 +221,34 @@ pub struct Summary {
     pub changelog_lines: u64,
     /// The table digest (digests.json).
     pub table_digest: String,
+    /// Median epoch latency: from reading an epoch to its output flushed, milliseconds.
+    pub epoch_latency_ms_p50: f64,
+    /// 99th percentile epoch latency, milliseconds.
+    pub epoch_latency_ms_p99: f64,
+    /// The watermark after the last epoch (RFC 3339), if any record was read.
+    pub watermark: Option<String>,
+    /// Ids held in operator state at the end.
+    pub state_ids: u64,
+    /// Groups (or session records) held in operator state at the end.
+    pub state_groups: u64,
 }
 
 impl Summary {
     /// The one-paragraph summary printed at the end of a run.
     pub fn paragraph(&self, config: &AggregateConfig) -> String {
         let out = config.out.display();
+        let late = if self.records_late > 0 {
+            format!(", {} late (see {out}/late.jsonl)", self.records_late)
+        } else {
+            String::new()
+        };
         format!(
-            "amend aggregate: read {} records from {} file(s) in {:.2} s ({:.0} records/s, {} worker(s)): \
-             {} accepted, {} dead-lettered{}. \
+            "amend aggregate: read {} records in {} epoch(s) in {:.2} s ({:.0} records/s, {} worker(s)): \
+             {} accepted{late}, {} dead-lettered{}. \
              {} ids current, {} deleted. The table has {} rows in {} windows ({out}/{}); \
              {} changelog lines; table digest {}.",
             self.records_read,
-            config.inputs.len(),
+            self.epochs,
             self.elapsed_seconds,
             self.records_per_second,
             self.workers,
@@ -210,37 +270,107 @@ impl Summary {
     }
 }
 
+/// An epoch as the sink learns it from the planner.
+struct Planned {
+    chunk: Chunk,
+    read_at: SystemTime,
+}
+
 /// Runs `amend aggregate` and writes its outputs into `config.out`.
 pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let out = &config.out;
     fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let create = |name: &str| -> anyhow::Result<BufWriter<File>> {
-        let path = out.join(name);
-        let file =
-            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(BufWriter::with_capacity(1 << 20, file))
-    };
     // A snapshot of the other format from an earlier run would be stale next to this one.
     for format in [SnapshotFormat::JsonLines, SnapshotFormat::Csv] {
         if format != config.snapshot_format {
             let _ = fs::remove_file(out.join(format.file_name()));
         }
     }
-    let mut changelog = create("changelog.jsonl")?;
-    let mut dead_letters = create("dead_letter.jsonl")?;
+    let mut files = OutputFiles::create(config)?;
+    let mut planner = Planner::new(&config.inputs, config.follow)?;
+
+    // SIGINT/SIGTERM end a followed run cleanly; a second one ends it at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    if config.follow {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+            signal_hook::flag::register(signal, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+        }
+    }
 
     let (output_tx, output_rx) = mpsc::channel();
     let (stats_tx, stats_rx) = mpsc::channel();
+    let (planned_tx, planned_rx) = mpsc::channel();
+    let mut chunk_txs = Vec::new();
+    let mut chunk_rxs = Vec::new();
+    for _ in 0..config.workers {
+        // One epoch waits while the workers process the one before: reading never runs ahead.
+        let (tx, rx) = mpsc::sync_channel::<Chunk>(1);
+        chunk_txs.push(tx);
+        chunk_rxs.push(Some(rx));
+    }
+    let chunk_rxs = Arc::new(Mutex::new(chunk_rxs));
     let records_read = Arc::new(AtomicU64::new(0));
+    let gauges = StateGauges::default();
+    let bounds = Bounds {
+        window: config.window,
+        lateness: config.lateness,
+        state: gauges.clone(),
+    };
+
+    let poll = config.poll_interval;
+    let planner_stop = Arc::clone(&stop);
+    let planner_thread = std::thread::spawn(move || -> anyhow::Result<()> {
+        while !planner_stop.load(Ordering::Relaxed) {
+            let chunks = planner.poll()?;
+            if chunks.is_empty() {
+                if planner.finished() {
+                    break;
+                }
+                std::thread::sleep(poll);
+                continue;
+            }
+            for chunk in chunks {
+                let read_at = SystemTime::now();
+                let meta = Chunk {
+                    data: None,
+                    ..chunk.clone()
+                };
+                if planned_tx
+                    .send(Planned {
+                        chunk: meta,
+                        read_at,
+                    })
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                for tx in &chunk_txs {
+                    if tx.send(chunk.clone()).is_err() {
+                        return Ok(()); // a worker stopped; its error is reported
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+
     let worker_config = Arc::new(config.clone());
     let read_counter = Arc::clone(&records_read);
     let guards = timely::execute(config.timely(), move |worker| {
+        let chunks = chunk_rxs.lock().expect("not poisoned")[worker.index()]
+            .take()
+            .expect("one receiver per worker");
         let run = || {
             run_worker(
                 worker,
                 &worker_config,
+                &bounds,
+                chunks,
                 output_tx.clone(),
                 stats_tx.clone(),
                 &read_counter,
@@ -258,23 +388,33 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     })
     .map_err(|e| anyhow!("cannot start timely workers: {e}"))?;
 
-    let mut sink = Sink::new(config);
+    let mut sink = Sink::new(config, gauges)?;
     let mut progress = Progress::new(config.progress);
+    let mut next_snapshot = Instant::now() + config.snapshot_interval;
     let result = (|| -> anyhow::Result<()> {
         loop {
-            match output_rx.recv_timeout(Duration::from_millis(200)) {
+            let disconnected = match output_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(event) => {
                     sink.absorb(event)?;
-                    sink.release(&mut changelog, &mut dead_letters, false)?;
+                    // Take whatever else is there before writing.
+                    while let Ok(event) = output_rx.try_recv() {
+                        sink.absorb(event)?;
+                    }
+                    false
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => false,
+                Err(mpsc::RecvTimeoutError::Disconnected) => true,
+            };
+            sink.learn(&planned_rx, &stats_rx);
+            if disconnected {
+                break;
             }
-            progress.update(
-                sink.open,
-                config.epochs(),
-                records_read.load(Ordering::Relaxed),
-            );
+            sink.release(&mut files, false)?;
+            if config.follow && Instant::now() >= next_snapshot {
+                sink.write_state(config, started)?;
+                next_snapshot = Instant::now() + config.snapshot_interval;
+            }
+            progress.update(sink.open, records_read.load(Ordering::Relaxed));
         }
         Ok(())
     })();
@@ -285,37 +425,90 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
             .map_err(|e| anyhow!(e))?;
     }
     result?;
-    sink.release(&mut changelog, &mut dead_letters, true)?;
-    changelog.flush().context("cannot write changelog.jsonl")?;
-    dead_letters
-        .flush()
-        .context("cannot write dead_letter.jsonl")?;
+    planner_thread
+        .join()
+        .map_err(|_| anyhow!("internal error: the planner panicked"))??;
+    sink.learn(&planned_rx, &stats_rx);
+    sink.release(&mut files, true)?;
+    files.flush()?;
+    sink.write_state(config, started)
+}
 
-    let mut summary = sink.summary;
-    for stats in stats_rx.try_iter() {
-        summary.records_read += stats.read;
-        summary.records_accepted += stats.accepted;
-        summary.records_dead_lettered += stats.dead;
+/// The files written epoch by epoch.
+struct OutputFiles {
+    changelog: BufWriter<File>,
+    dead_letters: BufWriter<File>,
+    late: BufWriter<File>,
+    epochs: BufWriter<File>,
+}
+
+impl OutputFiles {
+    fn create(config: &AggregateConfig) -> anyhow::Result<OutputFiles> {
+        let create = |name: &str| -> anyhow::Result<BufWriter<File>> {
+            let path = config.out.join(name);
+            let file =
+                File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(BufWriter::with_capacity(1 << 20, file))
+        };
+        Ok(OutputFiles {
+            changelog: create("changelog.jsonl")?,
+            dead_letters: create("dead_letter.jsonl")?,
+            late: create("late.jsonl")?,
+            epochs: create("epochs.jsonl")?,
+        })
     }
-    let table = &sink.table;
-    // The digest and the snapshot read the same table: compute them side by side.
-    let digest = std::thread::scope(|scope| {
-        let digest = scope.spawn(|| table.digest());
-        write_atomically(&out.join(config.snapshot_format.file_name()), |w| {
-            Ok(table.write_snapshot(config.snapshot_format, w)?)
-        })?;
-        anyhow::Ok(digest.join().expect("digesting does not panic"))
-    })?;
-    write_json_atomically(&out.join("digests.json"), &digest)?;
-    summary.epochs = config.epochs();
-    summary.workers = config.workers;
-    summary.rows = table.rows().len() as u64;
-    summary.windows = digest.windows.len() as u64;
-    summary.table_digest = digest.table;
-    summary.elapsed_seconds = started.elapsed().as_secs_f64();
-    summary.records_per_second = summary.records_read as f64 / summary.elapsed_seconds.max(1e-9);
-    write_json_atomically(&out.join("summary.json"), &summary)?;
-    Ok(summary)
+
+    /// Flushes every file, the epoch index last: a reader that sees an epoch there sees all
+    /// of its output.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.changelog
+            .flush()
+            .context("cannot write changelog.jsonl")?;
+        self.dead_letters
+            .flush()
+            .context("cannot write dead_letter.jsonl")?;
+        self.late.flush().context("cannot write late.jsonl")?;
+        self.epochs.flush().context("cannot write epochs.jsonl")
+    }
+}
+
+/// A late record's line in late.jsonl.
+#[derive(Serialize)]
+struct LateOut<'a> {
+    source: &'a str,
+    epoch: u64,
+    offset: u64,
+    id: &'a str,
+    key: &'a str,
+    ts: String,
+    value: String,
+    op: &'static str,
+    version: u64,
+    watermark: String,
+}
+
+/// An epoch's line in epochs.jsonl.
+#[derive(Serialize)]
+struct EpochOut<'a> {
+    epoch: u64,
+    source: &'a str,
+    start: u64,
+    end: Option<u64>,
+    records: u64,
+    late: u64,
+    watermark: Option<String>,
+    read_at: String,
+    flushed_at: String,
+    latency_ms: f64,
+    state_ids: u64,
+    state_groups: u64,
+}
+
+fn format_system_time(time: SystemTime) -> String {
+    let ms = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis);
+    format_millis(ms)
 }
 
 /// Gathers the workers' captured output and releases it epoch by epoch.
@@ -327,34 +520,61 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
 struct Sink {
     /// Times still possible at some worker's capture.
     frontier: MutableAntichain<Time>,
-    /// Number of epochs in the run.
-    epochs: u64,
     /// The epoch whose changes are being applied.
     open: u64,
+    /// Epochs planned and not yet written.
+    planned: BTreeMap<u64, Planned>,
+    /// Each epoch's read counts, summed over workers.
+    stats: BTreeMap<u64, ReadStats>,
     /// Dead letters of the open epoch, written in position order when it closes.
     dead: Vec<DeadLetter>,
+    /// Late records of the open epoch, written in position order when it closes.
+    late: Vec<LateRecord>,
     /// Output of later epochs that arrived before the open epoch closed.
     early: BTreeMap<u64, Vec<(Output, isize)>>,
     table: Table,
     summary: Summary,
     ids: [i64; 2],
+    /// The greatest event time of the written epochs.
+    max_ts: Option<Millis>,
+    latencies: Vec<f64>,
+    config: AggregateConfig,
+    gauges: StateGauges,
+    /// Input names by file index.
+    sources: BTreeMap<u32, String>,
 }
 
 impl Sink {
-    fn new(config: &AggregateConfig) -> Self {
+    fn new(config: &AggregateConfig, gauges: StateGauges) -> anyhow::Result<Self> {
         let mut frontier = MutableAntichain::new();
         // Each worker's capture starts out able to produce any time.
         frontier.update_iter([(0, config.workers as i64)]);
-        Sink {
+        let mut table = Table::new(config.scale);
+        // Closed tumbling and hop windows close in start order: their rows leave memory.
+        let spills = !matches!(config.window, WindowSpec::Session { .. });
+        if config.lateness.is_bounded() && spills {
+            let file = tempfile::tempfile_in(&config.out).with_context(|| {
+                format!("cannot create a temporary file in {}", config.out.display())
+            })?;
+            table.spill_closed(file, config.snapshot_format);
+        }
+        Ok(Sink {
             frontier,
-            epochs: config.epochs(),
             open: 0,
+            planned: BTreeMap::new(),
+            stats: BTreeMap::new(),
             dead: Vec::new(),
+            late: Vec::new(),
             early: BTreeMap::new(),
-            table: Table::new(config.scale),
+            table,
             summary: Summary::default(),
             ids: [0, 0],
-        }
+            max_ts: None,
+            latencies: Vec::new(),
+            config: config.clone(),
+            gauges,
+            sources: BTreeMap::new(),
+        })
     }
 
     fn absorb(&mut self, event: Captures) -> anyhow::Result<()> {
@@ -367,6 +587,20 @@ impl Sink {
             }
         }
         Ok(())
+    }
+
+    /// Takes the planned epochs and read counts sent so far.
+    fn learn(&mut self, planned: &mpsc::Receiver<Planned>, stats: &mpsc::Receiver<ReadStats>) {
+        for planned in planned.try_iter() {
+            let file = &planned.chunk.file;
+            self.sources
+                .entry(file.index)
+                .or_insert_with(|| file.path.display().to_string());
+            self.planned.insert(planned.chunk.epoch, planned);
+        }
+        for worker in stats.try_iter() {
+            self.stats.entry(worker.epoch).or_default().add(&worker);
+        }
     }
 
     fn take(&mut self, epoch: u64, output: Output, diff: isize) -> anyhow::Result<()> {
@@ -385,38 +619,24 @@ impl Sink {
                 }
                 self.table.apply(epoch, row, diff.signum())?;
             }
-            // A dead letter is inserted once and never retracted.
+            // A dead letter or a late record is inserted once and never retracted.
             Output::Dead(letter) => self
                 .dead
                 .extend(std::iter::repeat_n(letter, diff.max(0) as usize)),
+            Output::Late(late) => self
+                .late
+                .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
             Output::Id(op) => self.ids[op as usize] += diff as i64,
         }
         Ok(())
     }
 
-    /// Writes out every epoch that no worker can still add to (all of them if `all`).
-    fn release(
-        &mut self,
-        changelog: &mut impl Write,
-        dead_letters: &mut impl Write,
-        all: bool,
-    ) -> anyhow::Result<()> {
-        while self.open < self.epochs
+    /// Writes out every planned epoch that no worker can still add to (all if `all`).
+    fn release(&mut self, files: &mut OutputFiles, all: bool) -> anyhow::Result<()> {
+        while self.planned.contains_key(&self.open)
             && (all || !self.frontier.less_than(&epoch_start(self.open + 1)))
         {
-            let epoch = self.open;
-            self.summary.changelog_lines += self.table.close_epoch(epoch, changelog)? as u64;
-            let mut dead = std::mem::take(&mut self.dead);
-            dead.sort();
-            for letter in &dead {
-                write_dead_letter(letter, dead_letters)
-                    .context("cannot write dead_letter.jsonl")?;
-            }
-            changelog.flush().context("cannot write changelog.jsonl")?;
-            dead_letters
-                .flush()
-                .context("cannot write dead_letter.jsonl")?;
-            self.open = epoch + 1;
+            self.write_epoch(files)?;
             for (output, diff) in self.early.remove(&self.open).unwrap_or_default() {
                 self.take(self.open, output, diff)?;
             }
@@ -425,35 +645,196 @@ impl Sink {
         self.summary.ids_deleted = self.ids[Op::Delete as usize].max(0) as u64;
         Ok(())
     }
+
+    /// Writes the open epoch's changelog lines, dead letters, late records and epochs.jsonl
+    /// line, flushes them, and opens the next epoch.
+    fn write_epoch(&mut self, files: &mut OutputFiles) -> anyhow::Result<()> {
+        let epoch = self.open;
+        let planned = self.planned.remove(&epoch).expect("checked by the caller");
+        let stats = self.stats.remove(&epoch).unwrap_or_default();
+        let lateness = self.config.lateness;
+        let watermark = lateness.watermark(self.max_ts);
+        self.summary.changelog_lines += self.table.close_epoch(epoch, &mut files.changelog)? as u64;
+        let mut dead = std::mem::take(&mut self.dead);
+        dead.sort();
+        for letter in &dead {
+            write_dead_letter(letter, &mut files.dead_letters)
+                .context("cannot write dead_letter.jsonl")?;
+        }
+        let mut late = std::mem::take(&mut self.late);
+        late.sort_by_key(|l| l.event.position);
+        for record in &late {
+            self.write_late(record, &mut files.late)?;
+        }
+        // Windows that closed at this epoch's start can no longer change.
+        if let Some(horizon) = lateness.horizon(self.max_ts) {
+            self.table.close_windows(horizon)?;
+        }
+        files
+            .changelog
+            .flush()
+            .context("cannot write changelog.jsonl")?;
+        files
+            .dead_letters
+            .flush()
+            .context("cannot write dead_letter.jsonl")?;
+        files.late.flush().context("cannot write late.jsonl")?;
+        let flushed_at = SystemTime::now();
+        let latency_ms = flushed_at
+            .duration_since(planned.read_at)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3;
+        self.latencies.push(latency_ms);
+        let (state_ids, state_groups) = self.gauges.read();
+        let chunk = &planned.chunk;
+        let line = EpochOut {
+            epoch,
+            source: &self.sources[&chunk.file.index],
+            start: chunk.start,
+            end: (chunk.end != u64::MAX).then_some(chunk.end),
+            records: stats.read,
+            late: late.len() as u64,
+            watermark: watermark.map(format_millis),
+            read_at: format_system_time(planned.read_at),
+            flushed_at: format_system_time(flushed_at),
+            latency_ms: (latency_ms * 1e3).round() / 1e3,
+            state_ids,
+            state_groups,
+        };
+        serde_json::to_writer(&mut files.epochs, &line)?;
+        files.epochs.write_all(b"\n")?;
+        files.epochs.flush().context("cannot write epochs.jsonl")?;
+
+        self.summary.records_read += stats.read;
+        self.summary.records_accepted += stats.accepted;
+        self.summary.records_dead_lettered += stats.dead;
+        self.summary.records_late += late.len() as u64;
+        self.summary.epochs += 1;
+        self.max_ts = self.max_ts.max(stats.max_ts);
+        self.open = epoch + 1;
+        Ok(())
+    }
+
+    fn write_late(&self, record: &LateRecord, out: &mut impl Write) -> anyhow::Result<()> {
+        let event = &record.event;
+        let line = LateOut {
+            source: &self.sources[&event.position.file],
+            epoch: event.position.epoch,
+            offset: event.position.offset,
+            id: &event.id,
+            key: &event.key,
+            ts: format_millis(event.ts),
+            value: event.value.to_canonical(self.config.scale),
+            op: match event.op {
+                Op::Upsert => "upsert",
+                Op::Delete => "delete",
+            },
+            version: event.version,
+            watermark: format_millis(record.watermark),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n").context("cannot write late.jsonl")
+    }
+
+    /// Writes snapshot, digests and summary, each atomically; returns the summary.
+    fn write_state(
+        &mut self,
+        config: &AggregateConfig,
+        started: Instant,
+    ) -> anyhow::Result<Summary> {
+        let out = &config.out;
+        self.table.flush_closed()?;
+        let table = &self.table;
+        // The digest and the snapshot read the same table: compute them side by side.
+        let digest = std::thread::scope(|scope| {
+            let digest = scope.spawn(|| table.digest());
+            write_atomically(&out.join(config.snapshot_format.file_name()), |w| {
+                Ok(table.write_snapshot(config.snapshot_format, w)?)
+            })?;
+            anyhow::Ok(digest.join().expect("digesting does not panic"))
+        })?;
+        write_json_atomically(&out.join("digests.json"), &digest)?;
+        let summary = &mut self.summary;
+        summary.workers = config.workers;
+        summary.rows = self.table.row_count();
+        summary.windows = digest.windows.len() as u64;
+        summary.table_digest = digest.table;
+        summary.elapsed_seconds = started.elapsed().as_secs_f64();
+        summary.records_per_second =
+            summary.records_read as f64 / summary.elapsed_seconds.max(1e-9);
+        summary.epoch_latency_ms_p50 = percentile(&mut self.latencies, 0.5);
+        summary.epoch_latency_ms_p99 = percentile(&mut self.latencies, 0.99);
+        summary.watermark = config.lateness.watermark(self.max_ts).map(format_millis);
+        (summary.state_ids, summary.state_groups) = self.gauges.read();
+        write_json_atomically(&out.join("summary.json"), &*summary)?;
+        Ok(summary.clone())
+    }
 }
 
-/// One worker: builds the dataflow, reads its share of every file, feeds it in batches.
+/// The `q` quantile (nearest rank) of `values`, 0 if there are none.
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    (values[rank - 1] * 1e3).round() / 1e3
+}
+
+/// Waits for the next epoch, keeping the dataflow moving meanwhile; `None` when there are no
+/// more.
+fn next_chunk(worker: &mut Worker, chunks: &mpsc::Receiver<Chunk>) -> Option<Chunk> {
+    loop {
+        match chunks.try_recv() {
+            Ok(chunk) => return Some(chunk),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+        }
+    }
+}
+
+/// One worker: builds the dataflow, reads its share of every epoch, feeds it in batches.
 fn run_worker(
     worker: &mut Worker,
     config: &AggregateConfig,
+    bounds: &Bounds,
+    chunks: mpsc::Receiver<Chunk>,
     output_tx: mpsc::Sender<Captures>,
     stats_tx: mpsc::Sender<ReadStats>,
     records_read: &AtomicU64,
 ) -> Result<(), String> {
     let probe = ProbeHandle::new();
-    let mut inputs = worker
-        .dataflow::<Time, _, _>(|scope| build_with_sink(scope, config.window, &probe, output_tx));
+    let mut marks = MarksInput::new();
+    let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
+        build_with_sink(scope, bounds, &probe, output_tx, &mut marks)
+    });
     let (index, peers) = (worker.index(), worker.peers());
     let mut decoder = Decoder::new(config.names.clone(), config.scale);
-    for file in &config.inputs {
+    let mut max_ts: Option<Millis> = None;
+    while let Some(chunk) = next_chunk(worker, &chunks) {
+        // The marks of this epoch's start were sent when the last epoch ended; past them, the
+        // horizon of this epoch is known once every worker is here.
+        marks.advance_to(epoch_start(chunk.epoch) + 1);
+        marks.flush();
         let mut feeder = Feeder {
             worker,
             inputs: &mut inputs,
             probe: &probe,
-            epoch: file.epoch,
+            epoch: chunk.epoch,
             batch: 0,
             in_batch: 0,
             batch_records: config.batch_records,
-            stats: ReadStats::default(),
+            stats: ReadStats {
+                epoch: chunk.epoch,
+                ..ReadStats::default()
+            },
         };
-        if let Some((start, end)) = file.range(index, peers) {
+        if let Some((start, end)) = chunk.range(index, peers) {
             read_range(
-                file,
+                &chunk,
                 start,
                 end,
                 config,
@@ -461,14 +842,22 @@ fn run_worker(
                 &mut feeder,
                 records_read,
             )
-            .map_err(|e| format!("{}: {e}", file.path.display()))?;
+            .map_err(|e| format!("{}: {e}", chunk.file.path.display()))?;
         }
         let stats = feeder.stats;
+        max_ts = max_ts.max(stats.max_ts);
+        // The counts go before the epoch can complete, so the sink has them when it does.
+        let _ = stats_tx.send(stats);
         // The epoch is complete on this worker: wait until it is on all before the next one.
-        let next = epoch_start(file.epoch + 1);
+        // The greatest event time read so far goes out as the next epoch's watermark input.
+        let next = epoch_start(chunk.epoch + 1);
+        marks.advance_to(next);
+        if let Some(ts) = max_ts {
+            marks.send((next, ts));
+        }
+        marks.flush();
         inputs.advance_to(next);
         worker.step_while(|| probe.less_than(&next));
-        let _ = stats_tx.send(stats);
     }
     Ok(())
 }
@@ -491,6 +880,7 @@ impl Feeder<'_> {
     }
 
     fn event(&mut self, event: Event) {
+        self.stats.max_ts = self.stats.max_ts.max(Some(event.ts));
         self.inputs.events.update_at(event, self.time(), 1);
         self.stats.accepted += 1;
         self.record();
@@ -518,9 +908,9 @@ impl Feeder<'_> {
     }
 }
 
-/// Reads the lines starting in `[start, end)` of `file` and feeds them.
+/// Reads the lines of `chunk` starting in `[start, end)` and feeds them.
 fn read_range(
-    file: &InputFile,
+    chunk: &Chunk,
     start: u64,
     end: u64,
     config: &AggregateConfig,
@@ -529,7 +919,8 @@ fn read_range(
     records_read: &AtomicU64,
 ) -> std::io::Result<()> {
     let max = config.max_line_bytes;
-    let mut lines = file.lines(start, end, max)?;
+    let file = &chunk.file;
+    let mut lines = chunk.lines(start, end, max)?;
     let first_offset = lines.offset();
     // Line numbers need the count of lines before this range; only counted if needed.
     let mut line_base: Option<u64> = if first_offset == 0 { Some(0) } else { None };
@@ -550,7 +941,7 @@ fn read_range(
     while let Some(line) = lines.next_line()? {
         line_in_range += 1;
         let position = Position {
-            epoch: file.epoch,
+            epoch: chunk.epoch,
             file: file.index,
             offset: line.offset,
         };
@@ -580,7 +971,7 @@ fn read_range(
                 let raw = raw_text(line.bytes);
                 let base = match line_base {
                     Some(base) => base,
-                    None => *line_base.insert(lines_before(&file.path, first_offset)?),
+                    None => *line_base.insert(chunk.lines_before(first_offset)?),
                 };
                 feeder.dead(DeadLetter {
                     position,

@@ -47,11 +47,11 @@ pub enum Command {
 /// Flags of `amend aggregate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AggregateArgs {
-    /// Event files, read in the order given, one epoch each (.jsonl, .ndjson, .json or .csv, optionally .gz).
+    /// Event files, read in the order given, one epoch each (.jsonl, .ndjson, .json or .csv, optionally .gz); a directory gives its files in name order; `-` reads JSON Lines from standard input.
     #[arg(long, value_name = "FILE", num_args = 1.., required_unless_present = "explain", help_heading = "Input")]
     pub input: Vec<PathBuf>,
 
-    /// Correction files, read after all --input files, one epoch each.
+    /// Correction files (or directories), read after all --input files, one epoch each.
     #[arg(long, value_name = "FILE", num_args = 1.., help_heading = "Input")]
     pub corrections: Vec<PathBuf>,
 
@@ -104,9 +104,44 @@ pub struct AggregateArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, help_heading = "Input")]
     pub max_line_bytes: u64,
 
-    /// Window assignment: tumbling:SIZE, or hop:SIZE/SLIDE; durations like 500ms, 30s, 5m, 1h, 1d.
+    /// Window assignment: tumbling:SIZE, hop:SIZE/SLIDE, or session:GAP; durations like 500ms, 30s, 5m, 1h, 1d.
     #[arg(long, value_name = "SPEC", help_heading = "Windows")]
     pub window: String,
+
+    /// Keep running: after the inputs are read, follow them; each appended run of complete lines, and each new file in an input directory, is a new epoch. SIGINT or SIGTERM finishes the epoch in flight, writes the outputs and exits 0.
+    #[arg(long, help_heading = "Live")]
+    pub follow: bool,
+
+    /// How often followed files and directories are checked for new data.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5ms",
+        help_heading = "Live"
+    )]
+    pub poll_interval: String,
+
+    /// With --follow, how often snapshot, digests.json and summary.json are rewritten (they are always written at exit).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Live"
+    )]
+    pub snapshot_interval: String,
+
+    /// The watermark trails the greatest event time seen by this much.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0ms",
+        help_heading = "Event time"
+    )]
+    pub max_out_of_orderness: String,
+
+    /// How long after the watermark passes a window's end the window still takes records; later records go to late.jsonl, and state for closed windows is released. Default: unbounded (every late record corrects its windows).
+    #[arg(long, value_name = "DURATION", help_heading = "Event time")]
+    pub allowed_lateness: Option<String>,
 
     /// Output directory (created if missing; existing output files are replaced).
     #[arg(

@@ -2,20 +2,23 @@
 //! is built. Errors quote the bad value and are [`UsageError`]s (exit code 2).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use amend_operators::decode::FieldNames;
 use amend_operators::sink::SnapshotFormat;
 use amend_operators::source::InputFile;
-use amend_operators::{Scale, WindowSpec};
+use amend_operators::time::parse_duration;
+use amend_operators::{Lateness, Scale, WindowSpec};
 
 use crate::UsageError;
 use crate::cli::{AggregateArgs, SnapshotFormatArg};
+use crate::plan::Input;
 
 /// Everything `amend aggregate` needs, validated.
 #[derive(Clone, Debug)]
 pub struct AggregateConfig {
-    /// All input files in ingestion order, `--input` then `--corrections`; epoch = index.
-    pub inputs: Vec<InputFile>,
+    /// All inputs in ingestion order, `--input` then `--corrections`.
+    pub inputs: Vec<Input>,
     /// Input field names.
     pub names: FieldNames,
     /// Decimal scale.
@@ -34,6 +37,14 @@ pub struct AggregateConfig {
     pub batch_records: u64,
     /// Whether to show a progress line on a terminal.
     pub progress: bool,
+    /// Whether to keep following the inputs.
+    pub follow: bool,
+    /// How often followed inputs are checked.
+    pub poll_interval: Duration,
+    /// How often the snapshot is rewritten while following.
+    pub snapshot_interval: Duration,
+    /// Watermark and allowed lateness.
+    pub lateness: Lateness,
 }
 
 impl AggregateConfig {
@@ -41,12 +52,6 @@ impl AggregateConfig {
     pub fn from_args(args: &AggregateArgs) -> anyhow::Result<AggregateConfig> {
         let usage = |text: String| anyhow::Error::new(UsageError(text));
         let window = WindowSpec::parse(&args.window).map_err(|e| usage(e.to_string()))?;
-        if let WindowSpec::Session { .. } = window {
-            return Err(usage(format!(
-                "--window `{}`: session windows are not supported yet; use tumbling:SIZE or hop:SIZE/SLIDE",
-                args.window
-            )));
-        }
         let scale =
             Scale::new(args.scale).map_err(|e| usage(format!("--scale {}: {e}", args.scale)))?;
         if args.workers == 0 || args.workers > 1024 {
@@ -75,12 +80,46 @@ impl AggregateConfig {
             ..FieldNames::default()
         };
         names.validate().map_err(usage)?;
+        let duration = |flag: &str, text: &str, zero: bool| -> anyhow::Result<u64> {
+            // Zero (`0s`) is a duration where `zero` allows it.
+            let unit = text.trim_start_matches('0');
+            let is_zero = unit.len() < text.len() && parse_duration(&format!("1{unit}")).is_ok();
+            match parse_duration(text) {
+                Ok(ms) => Ok(ms as u64),
+                Err(_) if zero && is_zero => Ok(0),
+                Err(e) => Err(usage(format!("{flag}: {e}"))),
+            }
+        };
+        let lateness = Lateness {
+            max_out_of_orderness: duration(
+                "--max-out-of-orderness",
+                &args.max_out_of_orderness,
+                true,
+            )? as i64,
+            allowed: match &args.allowed_lateness {
+                Some(text) => Some(duration("--allowed-lateness", text, true)? as i64),
+                None => None,
+            },
+        };
+        let poll_interval =
+            Duration::from_millis(duration("--poll-interval", &args.poll_interval, false)?);
+        let snapshot_interval = Duration::from_millis(duration(
+            "--snapshot-interval",
+            &args.snapshot_interval,
+            false,
+        )?);
         let mut inputs = Vec::new();
         // The graph that --explain prints does not depend on the inputs: they are not opened.
         let paths = args.input.iter().chain(&args.corrections);
-        for (index, path) in paths.enumerate().filter(|_| !args.explain) {
-            let index = u32::try_from(index).map_err(|_| usage("too many input files".into()))?;
-            inputs.push(InputFile::open(path, index, u64::from(index))?);
+        for path in paths.filter(|_| !args.explain) {
+            let input = Input::from_path(path).map_err(anyhow::Error::msg)?;
+            if let Input::File(path) = &input {
+                InputFile::open(path, 0, 0)?;
+            }
+            if input == Input::Stdin && inputs.contains(&Input::Stdin) {
+                return Err(usage("standard input (`-`) can be given only once".into()));
+            }
+            inputs.push(input);
         }
         Ok(AggregateConfig {
             inputs,
@@ -96,6 +135,10 @@ impl AggregateConfig {
             max_line_bytes,
             batch_records: args.batch_records,
             progress: !args.quiet,
+            follow: args.follow,
+            poll_interval,
+            snapshot_interval,
+            lateness,
         })
     }
 
@@ -106,10 +149,5 @@ impl AggregateConfig {
         } else {
             timely::Config::process(self.workers)
         }
-    }
-
-    /// The number of epochs: one per input file.
-    pub fn epochs(&self) -> u64 {
-        self.inputs.len() as u64
     }
 }

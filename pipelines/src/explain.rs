@@ -19,6 +19,7 @@ fn exchange_of(name: &str) -> Option<&'static str> {
     match name {
         "ResolveIds" => Some("hash(id)"),
         "Aggregate" => Some("hash(window, key)"),
+        "Sessions" => Some("hash(key)"),
         _ => None,
     }
 }
@@ -31,6 +32,7 @@ fn role_of(name: &str) -> &'static str {
         "CountIds" => "ids current / deleted, pre-counted per worker",
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
         "Aggregate" => "count, sum, min, max per (window, key), incrementally",
+        "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
         "Capture" => "sink: changelog, snapshot, digests, dead letters",
@@ -42,7 +44,11 @@ fn role_of(name: &str) -> &'static str {
 /// The graph of the aggregate pipeline for `config`.
 pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
     type Graph = (BTreeMap<usize, String>, Vec<(usize, usize)>);
-    let window = config.window;
+    let bounds = amend_operators::Bounds {
+        window: config.window,
+        lateness: config.lateness,
+        state: Default::default(),
+    };
     let result = timely::execute_directly(move |worker| {
         let logged: Rc<RefCell<Graph>> = Rc::default();
         let sink = Rc::clone(&logged);
@@ -67,10 +73,12 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         // The same dataflow a run builds; its sink channel has no reader here.
         let probe = timely::dataflow::ProbeHandle::new();
         let (sink, _) = std::sync::mpsc::channel();
+        let mut marks = aggregate::MarksInput::new();
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            aggregate::build_with_sink(scope, window, &probe, sink)
+            aggregate::build_with_sink(scope, &bounds, &probe, sink, &mut marks)
         });
         drop(inputs);
+        drop(marks);
         worker.step_while(|| !probe.done());
         if let Some(mut register) = worker.log_register() {
             register.remove("timely");

@@ -16,6 +16,7 @@ pub mod config;
 pub mod explain;
 pub mod r#gen;
 mod output;
+pub mod plan;
 mod progress;
 
 /// A usage error: a flag value that cannot be used. Exits with code 2.

@@ -11,7 +11,7 @@ use clap::Parser;
 use serde_json::Value;
 
 use super::history::Case;
-use super::reference::{Model, Table};
+use super::reference::{Live, Model, Record, Table, duration, rfc3339};
 
 /// How to run the pipeline.
 #[derive(Copy, Clone, Debug)]
@@ -29,6 +29,8 @@ pub struct Outputs {
     pub dead: String,
     pub digests: String,
     pub summary: Value,
+    /// `late.jsonl`, if the run wrote one.
+    pub late: Option<String>,
 }
 
 /// Writes the case's files into `dir`, one per epoch; returns their paths.
@@ -65,6 +67,14 @@ pub fn run(case: &Case, inputs: &[PathBuf], out: &Path, opts: Options) -> Result
         ("--scale", p.scale.map(|s| s.to_string())),
         ("--max-line-bytes", p.max_line.map(|m| m.to_string())),
         ("--snapshot-format", opts.csv.then(|| "csv".to_string())),
+        (
+            "--max-out-of-orderness",
+            p.lateness.map(|l| duration(l.out_of_orderness)),
+        ),
+        (
+            "--allowed-lateness",
+            p.lateness.map(|l| duration(l.allowed)),
+        ),
     ] {
         if let Some(value) = value {
             args.push(flag.into());
@@ -94,6 +104,7 @@ pub fn run(case: &Case, inputs: &[PathBuf], out: &Path, opts: Options) -> Result
         dead: read("dead_letter.jsonl")?,
         digests: read("digests.json")?,
         summary: serde_json::from_str(&read("summary.json")?).map_err(|e| e.to_string())?,
+        late: fs::read_to_string(out.join("late.jsonl")).ok(),
     })
 }
 
@@ -136,9 +147,18 @@ pub fn check_model(
     csv: bool,
 ) -> Result<(), String> {
     let model = case.params.model();
-    let tables: Vec<Table> = (0..case.files.len() as u64)
-        .map(|e| model.table(&case.records, e))
-        .collect();
+    let epochs = case.files.len() as u64;
+    let live = case
+        .params
+        .lateness
+        .map(|lateness| model.live(&case.records, epochs, lateness));
+    let tables: Vec<Table> = match &live {
+        Some(live) => {
+            check_live_model(case, live)?;
+            live.tables.clone()
+        }
+        None => (0..epochs).map(|e| model.table(&case.records, e)).collect(),
+    };
     let last = tables.last().unwrap();
     check_changelog(&model, &tables, &out.changelog)?;
     let snapshot = if csv {
@@ -158,7 +178,28 @@ pub fn check_model(
         ));
     }
     check_dead_letters(case, inputs, &out.dead)?;
-    let (current, deleted) = model.id_counts(&case.records);
+    let ids: Option<(u64, u64)> = match &live {
+        Some(live) => {
+            let late = out.late.as_deref().ok_or("the run wrote no late.jsonl")?;
+            check_late(case, inputs, live, late)?;
+            let s = &out.summary;
+            if s["records_late"].as_u64() != Some(live.late.len() as u64) {
+                return Err(format!(
+                    "summary.json: records_late is {}, the model says {}\nsummary: {s}",
+                    s["records_late"],
+                    live.late.len()
+                ));
+            }
+            // Forgetting an id retracts nothing; once a forgotten id comes back, "ids current"
+            // is a matter of definition (see the report of this check), so it is only checked
+            // for exact histories, where every definition agrees.
+            match live.exact() {
+                true => Some((live.ids.0 as u64, live.ids.1 as u64)),
+                false => None,
+            }
+        }
+        None => Some(model.id_counts(&case.records)),
+    };
     let expected = [
         (
             "records_read",
@@ -166,8 +207,6 @@ pub fn check_model(
         ),
         ("records_accepted", case.records.len() as u64),
         ("records_dead_lettered", case.dead.len() as u64),
-        ("ids_current", current),
-        ("ids_deleted", deleted),
         ("epochs", case.files.len() as u64),
         ("rows", last.len() as u64),
         (
@@ -176,8 +215,9 @@ pub fn check_model(
         ),
         ("changelog_lines", out.changelog.lines().count() as u64),
     ];
+    let ids = ids.map(|(current, deleted)| [("ids_current", current), ("ids_deleted", deleted)]);
     let s = &out.summary;
-    for (field, value) in expected {
+    for (field, value) in expected.into_iter().chain(ids.into_iter().flatten()) {
         if s[field].as_u64() != Some(value) {
             return Err(format!(
                 "summary.json: {field} is {}, the model says {value}\nsummary: {s}",
@@ -194,6 +234,89 @@ pub fn check_model(
     if s["table_digest"] != digests["table"] {
         return Err(format!(
             "summary.json: table_digest is not the model's digest: {s}"
+        ));
+    }
+    Ok(())
+}
+
+/// The live model against itself: a history it calls exact has, after every epoch, the table
+/// of a full recompute (SPEC 3 and 4) over its records that are not late.
+pub fn check_live_model(case: &Case, live: &Live) -> Result<(), String> {
+    if !live.exact() {
+        return Ok(());
+    }
+    let model = case.params.model();
+    let on_time: Vec<Record> = case
+        .records
+        .iter()
+        .filter(|r| !live.late.iter().any(|l| l.record.position == r.position))
+        .cloned()
+        .collect();
+    for (epoch, table) in live.tables.iter().enumerate() {
+        let full = model.table(&on_time, epoch as u64);
+        if *table != full {
+            let (a, b) = (model.bodies(&full), model.bodies(table));
+            return Err(format!(
+                "the live model calls the history exact, yet its table of epoch {epoch} is not \
+                 a full recompute over the records that are not late:\n{}\n{}",
+                diff_tables(&a, &b),
+                case.dump()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `late.jsonl`: exactly the model's late records, in order (epochs ascending, by position
+/// within an epoch), each with its source, position, fields and watermark.
+fn check_late(case: &Case, inputs: &[PathBuf], live: &Live, text: &str) -> Result<(), String> {
+    let model = case.params.model();
+    let expected: Vec<Value> = live
+        .late
+        .iter()
+        .map(|late| {
+            let r = &late.record;
+            serde_json::json!({
+                "source": inputs[r.position.1 as usize].display().to_string(),
+                "epoch": r.position.0,
+                "offset": r.position.2,
+                "id": r.id,
+                "key": r.key,
+                "ts": rfc3339(r.ts),
+                "value": model.decimal(r.units),
+                "op": if r.delete { "delete" } else { "upsert" },
+                "version": r.version,
+                "watermark": rfc3339(late.watermark),
+            })
+        })
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| format!("late.jsonl line {}: {e}: {line}", i + 1))?;
+        match expected.get(i) {
+            Some(e) if *e == v => {}
+            Some(e) => {
+                return Err(format!(
+                    "late.jsonl line {} differs from the model's:\n  expected: {e}\n  got:      {line}",
+                    i + 1
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "late.jsonl has {} lines, the model expects {}; first extra: {line}",
+                    lines.len(),
+                    expected.len()
+                ));
+            }
+        }
+    }
+    if lines.len() < expected.len() {
+        return Err(format!(
+            "late.jsonl has {} lines, the model expects {}; first missing: {}",
+            lines.len(),
+            expected.len(),
+            expected[lines.len()]
         ));
     }
     Ok(())
@@ -426,6 +549,11 @@ pub fn same_outputs(a: &Outputs, b: &Outputs) -> Result<(), String> {
     same_text("snapshot", &a.snapshot, &b.snapshot)?;
     same_text("dead_letter.jsonl", &a.dead, &b.dead)?;
     same_text("digests.json", &a.digests, &b.digests)?;
+    same_text(
+        "late.jsonl",
+        a.late.as_deref().unwrap_or(""),
+        b.late.as_deref().unwrap_or(""),
+    )?;
     let strip = |s: &Value| {
         let mut s = s.clone();
         for field in ["elapsed_seconds", "records_per_second", "workers"] {

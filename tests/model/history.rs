@@ -14,7 +14,7 @@
 //! replay of an older line at the current version is, by the `(version, position)` rule, a
 //! correction back to that line.
 
-use super::reference::{Model, Record, Windows, canonical, local_text};
+use super::reference::{Lateness, Model, Record, Windows, canonical, local_text};
 
 /// Keys: few, with byte-order traps (`B` < `a` < `é`), JSON and CSV escapes, and the empty key.
 pub const KEYS: [&str; 8] = ["a", "b", "B", "é", "k,\"q\"", "", "x\\y", "z\u{1}"];
@@ -42,9 +42,17 @@ pub struct Step {
 #[derive(Clone, Debug)]
 pub struct Params {
     pub windows: Windows,
-    /// Event times are `base + k × tick` (± 1 ms) for k in -40..120.
+    /// Event times are `base + k × tick` (± 1 ms) for k in `-spread/4 .. spread*3/4`.
     pub base: i64,
     pub tick: i64,
+    /// How many distinct ticks times are drawn from: few cluster the records (for sessions,
+    /// so that later records bridge sessions and removals split them).
+    pub spread: u16,
+    /// Milliseconds added to the times of each step over the one before: with a drift, time
+    /// advances with the history, so later epochs have watermarks and late records.
+    pub drift: i64,
+    /// `--max-out-of-orderness` and `--allowed-lateness`; `None` runs without them.
+    pub lateness: Option<Lateness>,
     /// `--scale`; `None` is the default, 6.
     pub scale: Option<u32>,
     /// `--max-line-bytes`; `None` is the default, 1 MiB.
@@ -188,15 +196,17 @@ impl Case {
         let mut ids: Vec<IdState> = Vec::new();
         let mut good: Vec<usize> = Vec::new(); // indexes of good lines
         let mut lines: Vec<Line> = Vec::new();
-        for step in steps {
+        for (n, step) in steps.iter().enumerate() {
             let key = match KEYS[step.key as usize % params.keys] {
                 // In CSV an empty cell is an absent field, so no case with CSV has empty keys.
                 "" if params.csv != 0 => " ",
                 key => key,
             }
             .to_string();
+            let spread = params.spread.max(1);
             let ts = params.base
-                + (i64::from(step.ts % 160) - 40) * params.tick
+                + n as i64 * params.drift
+                + (i64::from(step.ts % spread) - i64::from(spread / 4)) * params.tick
                 + [0, -1, 1, 0][bits(step.style, 18, 2) as usize];
             let units = value_units(step.class, step.raw, scale);
             let crlf = bits(step.style, 16, 1) == 1;

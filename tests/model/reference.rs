@@ -28,11 +28,20 @@ pub struct Record {
 /// Window assignment (SPEC section 4), sizes in milliseconds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Windows {
-    Tumbling { size: i64 },
-    Hop { size: i64, slide: i64 },
+    Tumbling {
+        size: i64,
+    },
+    Hop {
+        size: i64,
+        slide: i64,
+    },
+    /// Per key, consecutive records less than `gap` apart share a session.
+    Session {
+        gap: i64,
+    },
 }
 
-fn duration(ms: i64) -> String {
+pub fn duration(ms: i64) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {
@@ -46,10 +55,12 @@ impl Windows {
         match *self {
             Windows::Tumbling { size } => format!("tumbling:{}", duration(size)),
             Windows::Hop { size, slide } => format!("hop:{}/{}", duration(size), duration(slide)),
+            Windows::Session { gap } => format!("session:{}", duration(gap)),
         }
     }
 
-    /// Every `[start, end)` that holds `ts`, straight from the definition.
+    /// Every `[start, end)` that holds `ts`, straight from the definition. Not for sessions,
+    /// whose windows depend on the key's other records (see [`sessions`]).
     pub fn of(&self, ts: i64) -> Vec<(i64, i64)> {
         match *self {
             Windows::Tumbling { size } => {
@@ -66,7 +77,89 @@ impl Windows {
                     .map(|start| (start, start + size))
                     .collect()
             }
+            Windows::Session { .. } => panic!("session windows are not a per-record assignment"),
         }
+    }
+}
+
+/// SPEC 4, `session:G`: per key, sort the records by ts and split where consecutive times
+/// differ by `gap` or more; each run is the window `[first ts, last ts + gap)`. Returns
+/// `(start, end, key)` → the values of the session.
+pub fn sessions(records: &[&Record], gap: i64) -> BTreeMap<(i64, i64, String), Vec<i128>> {
+    let mut by_key: BTreeMap<&str, Vec<(i64, i128)>> = BTreeMap::new();
+    for r in records {
+        by_key.entry(&r.key).or_default().push((r.ts, r.units));
+    }
+    let mut out = BTreeMap::new();
+    for (key, mut list) in by_key {
+        list.sort();
+        let mut runs: Vec<Vec<(i64, i128)>> = Vec::new();
+        for (ts, units) in list {
+            match runs.last_mut() {
+                Some(run) if ts - run.last().unwrap().0 < gap => run.push((ts, units)),
+                _ => runs.push(vec![(ts, units)]),
+            }
+        }
+        for run in runs {
+            let (first, last) = (run[0].0, run.last().unwrap().0);
+            let values = run.into_iter().map(|(_, units)| units).collect();
+            out.insert((first, last + gap, key.to_string()), values);
+        }
+    }
+    out
+}
+
+impl Windows {
+    /// docs/design/0002: a record's *expiry*, the end of the last window it falls in (for a
+    /// session, the end of the window it opens on its own).
+    pub fn expiry(&self, ts: i64) -> i64 {
+        match *self {
+            Windows::Tumbling { size } => ts.div_euclid(size) * size + size,
+            Windows::Hop { size, slide } => ts.div_euclid(slide) * slide + size,
+            Windows::Session { gap } => ts + gap,
+        }
+    }
+}
+
+/// `--max-out-of-orderness` and `--allowed-lateness`, in milliseconds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Lateness {
+    pub out_of_orderness: i64,
+    pub allowed: i64,
+}
+
+/// A late record and the watermark `W(e)` it was judged against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Late {
+    pub record: Record,
+    pub watermark: i64,
+}
+
+/// What the step-by-step live semantics give for a history.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    /// The table after each epoch: frozen rows plus the aggregates of the open windows.
+    pub tables: Vec<Table>,
+    /// `W(e)` of each epoch, `None` before the first record.
+    pub watermarks: Vec<Option<i64>>,
+    /// Late records, in position order.
+    pub late: Vec<Late>,
+    /// Why the history is not exact (empty if it is): an on-time record of a forgotten id, or
+    /// an update of a closed window. An exact history's tables equal a full recompute over
+    /// its records that are not late.
+    pub inexact: Vec<String>,
+    /// Ids forgotten, summed over epochs (for the generator's own checks).
+    pub forgotten: usize,
+    /// Rows frozen, summed over epochs.
+    pub frozen: usize,
+    /// (current upserts, current deletes) as a per-worker count of resolution changes sees
+    /// them: forgetting an id retracts nothing, so an id that comes back counts twice.
+    pub ids: (i64, i64),
+}
+
+impl Live {
+    pub fn exact(&self) -> bool {
+        self.inexact.is_empty()
     }
 }
 
@@ -112,30 +205,237 @@ impl Model {
 
     /// SPEC 4: the full recompute of the table over the records of epochs `0..=through`.
     pub fn table(&self, records: &[Record], through: u64) -> Table {
+        let current = self.current(records, through);
+        let live: Vec<&Record> = current.values().copied().filter(|r| !r.delete).collect();
+        self.aggregate(&live)
+    }
+
+    /// SPEC 4: the aggregates of `live` records (current, not deleted), from scratch.
+    pub fn aggregate(&self, live: &[&Record]) -> Table {
         let mut groups: BTreeMap<(i64, i64, String), Vec<i128>> = BTreeMap::new();
-        for r in self.current(records, through).values() {
-            if r.delete {
-                continue;
-            }
-            for (start, end) in self.windows.of(r.ts) {
-                groups
-                    .entry((start, end, r.key.clone()))
-                    .or_default()
-                    .push(r.units);
+        if let Windows::Session { gap } = self.windows {
+            groups = sessions(live, gap);
+        } else {
+            for r in live {
+                for (start, end) in self.windows.of(r.ts) {
+                    groups
+                        .entry((start, end, r.key.clone()))
+                        .or_default()
+                        .push(r.units);
+                }
             }
         }
         groups
             .into_iter()
-            .map(|(group, values)| {
-                let agg = Agg {
-                    count: values.len() as u64,
-                    sum: values.iter().sum(),
-                    min: *values.iter().min().unwrap(),
-                    max: *values.iter().max().unwrap(),
-                };
-                (group, agg)
-            })
+            .map(|(group, values)| (group, agg_of(&values)))
             .collect()
+    }
+
+    /// docs/design/0002, "Event time, watermark and allowed lateness" and "Bounded state", step
+    /// by step over `epochs` epochs: at the start of epoch `e`, with `W(e)` the greatest ts of
+    /// the accepted records of epochs before `e` minus the out-of-orderness and `H(e) = W(e)` minus
+    /// the allowed lateness, freeze the rows of closed windows (tumbling and hop: `end <= H`;
+    /// session: `end + G <= H`) and forget the ids whose current record has `expiry <= H`; then
+    /// route the epoch's late records (`expiry <= H`) to the late list, resolve the others
+    /// (a record of a forgotten id is its first record again), and apply the resulting
+    /// contributions to open windows only.
+    pub fn live(&self, records: &[Record], epochs: u64, lateness: Lateness) -> Live {
+        let windows = self.windows;
+        let mut live = Live::default();
+        let mut max_ts: Option<i64> = None;
+        let mut current: BTreeMap<String, Record> = BTreeMap::new();
+        let mut seen: BTreeMap<String, ()> = BTreeMap::new();
+        let mut frozen: Table = BTreeMap::new();
+        // Tumbling and hop: the values of each open window. Sessions: the open records, per key.
+        let mut open: BTreeMap<(i64, i64, String), Vec<i128>> = BTreeMap::new();
+        let mut open_records: BTreeMap<String, Vec<(i64, i128)>> = BTreeMap::new();
+        for epoch in 0..epochs {
+            let watermark = max_ts.map(|m| m - lateness.out_of_orderness);
+            let horizon = watermark.map(|w| w - lateness.allowed);
+            live.watermarks.push(watermark);
+            if let Some(h) = horizon {
+                // Freeze closed windows.
+                match windows {
+                    Windows::Session { gap } => {
+                        let mut keep: BTreeMap<String, Vec<(i64, i128)>> = BTreeMap::new();
+                        for (key, list) in &open_records {
+                            let recs: Vec<Record> = list
+                                .iter()
+                                .map(|&(ts, units)| Record {
+                                    id: String::new(),
+                                    key: key.clone(),
+                                    ts,
+                                    units,
+                                    delete: false,
+                                    version: 0,
+                                    position: (0, 0, 0),
+                                })
+                                .collect();
+                            let refs: Vec<&Record> = recs.iter().collect();
+                            for ((start, end, key), values) in sessions(&refs, gap) {
+                                if end + gap <= h {
+                                    live.frozen += 1;
+                                    frozen.insert((start, end, key), agg_of(&values));
+                                } else {
+                                    let list = keep.entry(key).or_default();
+                                    list.extend(
+                                        recs.iter()
+                                            .filter(|r| start <= r.ts && r.ts < end)
+                                            .map(|r| (r.ts, r.units)),
+                                    );
+                                }
+                            }
+                        }
+                        open_records = keep;
+                    }
+                    _ => {
+                        let closed: Vec<_> = open.keys().filter(|g| g.1 <= h).cloned().collect();
+                        for group in closed {
+                            let values = open.remove(&group).unwrap();
+                            live.frozen += 1;
+                            frozen.insert(group, agg_of(&values));
+                        }
+                    }
+                }
+                // Forget expired ids.
+                let before = current.len();
+                current.retain(|_, r| windows.expiry(r.ts) > h);
+                live.forgotten += before - current.len();
+            }
+
+            let mut changes: BTreeMap<String, (Option<Record>, Record)> = BTreeMap::new();
+            for r in records.iter().filter(|r| r.position.0 == epoch) {
+                if horizon.is_some_and(|h| windows.expiry(r.ts) <= h) {
+                    live.late.push(Late {
+                        record: r.clone(),
+                        watermark: watermark.unwrap(),
+                    });
+                    continue;
+                }
+                if seen.contains_key(&r.id) && !current.contains_key(&r.id) {
+                    live.inexact.push(format!(
+                        "epoch {epoch}: a record of the forgotten id {:?}",
+                        r.id
+                    ));
+                }
+                seen.insert(r.id.clone(), ());
+                let old = current.get(&r.id);
+                if old.is_some_and(|o| (o.version, o.position) >= (r.version, r.position)) {
+                    continue;
+                }
+                let old = old.cloned();
+                changes
+                    .entry(r.id.clone())
+                    .and_modify(|change| change.1 = r.clone())
+                    .or_insert_with(|| (old, r.clone()));
+                current.insert(r.id.clone(), r.clone());
+            }
+            for r in records.iter().filter(|r| r.position.0 == epoch) {
+                max_ts = Some(max_ts.map_or(r.ts, |m| m.max(r.ts)));
+            }
+
+            let closed = |end: i64| horizon.is_some_and(|h| end <= h);
+            for (_, (old, new)) in changes {
+                let ids = &mut live.ids;
+                match &old {
+                    Some(old) if old.delete => ids.1 -= 1,
+                    Some(_) => ids.0 -= 1,
+                    None => {}
+                }
+                if new.delete {
+                    ids.1 += 1
+                } else {
+                    ids.0 += 1
+                }
+                for (r, diff) in [(old.as_ref(), -1), (Some(&new), 1)] {
+                    let Some(r) = r.filter(|r| !r.delete) else {
+                        continue;
+                    };
+                    if let Windows::Session { gap } = windows {
+                        let list = open_records.entry(r.key.clone()).or_default();
+                        if diff < 0 {
+                            match list.iter().position(|x| *x == (r.ts, r.units)) {
+                                Some(at) => {
+                                    list.remove(at);
+                                }
+                                None => live.inexact.push(format!(
+                                    "epoch {epoch}: the retraction of {r:?} hits a closed session"
+                                )),
+                            }
+                        } else {
+                            let reaches = frozen.keys().any(|(start, end, key)| {
+                                *key == r.key && start - gap < r.ts && r.ts < *end
+                            });
+                            if reaches {
+                                live.inexact
+                                    .push(format!("epoch {epoch}: {r:?} reaches a closed session"));
+                            }
+                            list.push((r.ts, r.units));
+                        }
+                        continue;
+                    }
+                    for (start, end) in windows.of(r.ts) {
+                        if closed(end) {
+                            live.inexact.push(format!(
+                                "epoch {epoch}: {} of {r:?} in the closed window [{start}, {end})",
+                                if diff < 0 {
+                                    "the retraction"
+                                } else {
+                                    "the value"
+                                }
+                            ));
+                            continue;
+                        }
+                        let values = open.entry((start, end, r.key.clone())).or_default();
+                        if diff < 0 {
+                            let at = values.iter().position(|v| *v == r.units).unwrap();
+                            values.remove(at);
+                            if values.is_empty() {
+                                open.remove(&(start, end, r.key.clone()));
+                            }
+                        } else {
+                            values.push(r.units);
+                        }
+                    }
+                }
+            }
+            open_records.retain(|_, list| !list.is_empty());
+
+            let mut table = frozen.clone();
+            let open_table: Table = match windows {
+                Windows::Session { gap } => {
+                    let recs: Vec<Record> = open_records
+                        .iter()
+                        .flat_map(|(key, list)| {
+                            list.iter().map(|&(ts, units)| Record {
+                                id: String::new(),
+                                key: key.clone(),
+                                ts,
+                                units,
+                                delete: false,
+                                version: 0,
+                                position: (0, 0, 0),
+                            })
+                        })
+                        .collect();
+                    let refs: Vec<&Record> = recs.iter().collect();
+                    sessions(&refs, gap)
+                        .into_iter()
+                        .map(|(group, values)| (group, agg_of(&values)))
+                        .collect()
+                }
+                _ => open
+                    .iter()
+                    .map(|(group, values)| (group.clone(), agg_of(values)))
+                    .collect(),
+            };
+            for (group, agg) in open_table {
+                let clash = table.insert(group.clone(), agg);
+                assert!(clash.is_none(), "an open row {group:?} has a frozen twin");
+            }
+            live.tables.push(table);
+        }
+        live
     }
 
     /// (ids whose current record is an upsert, ids whose current record is a delete).
@@ -228,6 +528,16 @@ impl Model {
             list.push(serde_json::json!({"start": start, "end": end, "digest": digest}));
         }
         serde_json::json!({"table": hex(&sha256(whole.as_bytes())), "windows": list})
+    }
+}
+
+/// The aggregates of a non-empty list of values.
+fn agg_of(values: &[i128]) -> Agg {
+    Agg {
+        count: values.len() as u64,
+        sum: values.iter().sum(),
+        min: *values.iter().min().unwrap(),
+        max: *values.iter().max().unwrap(),
     }
 }
 

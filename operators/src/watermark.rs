@@ -1,0 +1,287 @@
+//! Event time: watermarks, the lateness horizon, late records, and state accounting.
+//!
+//! Records of one epoch are simultaneous, so the watermark moves between epochs:
+//!
+//! ```text
+//! W(e) = greatest ts of the accepted records of epochs before e − max out-of-orderness
+//! H(e) = W(e) − allowed lateness                           (the lateness horizon)
+//! ```
+//!
+//! A record of epoch `e` whose [expiry](crate::WindowSpec::expiry) is at or before `H(e)` is
+//! late: every window it falls in has closed. State that only such records could change is
+//! released at the start of epoch `e`.
+//!
+//! Inside the dataflow the watermark travels as *marks*: when a worker finishes reading epoch
+//! `e − 1` it sends the greatest event time it has read at time `epoch_start(e)`, broadcast to
+//! every worker. An operator knows `H(e)` once the marks frontier has passed
+//! `epoch_start(e)` ([`Horizons`]): every worker has finished reading epoch `e − 1`. The
+//! decision is a function of the input and its epochs, the same for any worker count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use differential_dataflow::{AsCollection, VecCollection};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::progress::frontier::MutableAntichain;
+
+use crate::event::{Event, Time, epoch_of, epoch_start};
+use crate::stash::Stash;
+use crate::time::Millis;
+use crate::window::WindowSpec;
+
+/// The stream of marks: each worker's greatest event time read so far, sent at the first time
+/// of the epoch after it (and carrying that time), broadcast to every worker.
+pub type Marks<'scope> = StreamVec<'scope, Time, (Time, Millis)>;
+
+/// How far event time may run out of order, and how late a record may still change a window.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lateness {
+    /// Subtracted from the greatest event time seen to give the watermark.
+    pub max_out_of_orderness: Millis,
+    /// How long after the watermark passes a window's end it still takes records; `None` for
+    /// ever (nothing is late, nothing is released).
+    pub allowed: Option<Millis>,
+}
+
+impl Lateness {
+    /// The watermark after records up to `max_ts`; `None` before any record.
+    pub fn watermark(&self, max_ts: Option<Millis>) -> Option<Millis> {
+        Some(max_ts?.saturating_sub(self.max_out_of_orderness))
+    }
+
+    /// The lateness horizon after records up to `max_ts`: windows ending at or before it are
+    /// closed. `None` while nothing is closed.
+    pub fn horizon(&self, max_ts: Option<Millis>) -> Option<Millis> {
+        Some(self.watermark(max_ts)?.saturating_sub(self.allowed?))
+    }
+
+    /// Whether a lateness is set, so that records can be late and state is released.
+    pub fn is_bounded(&self) -> bool {
+        self.allowed.is_some()
+    }
+}
+
+/// Event time settings of a pipeline and the gauges its operators report their state to.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    /// The window assignment, which gives each record its expiry.
+    pub window: WindowSpec,
+    /// Watermark and lateness.
+    pub lateness: Lateness,
+    /// Where operators count the state they hold.
+    pub state: StateGauges,
+}
+
+impl Bounds {
+    /// Bounds that never close anything.
+    pub fn unbounded(window: WindowSpec) -> Bounds {
+        Bounds {
+            window,
+            lateness: Lateness::default(),
+            state: StateGauges::default(),
+        }
+    }
+}
+
+/// Counts of what the operators of one process hold, for the dataflow's own accounting of its
+/// state (not RSS): the ids `ResolveIds` holds, and the groups (or session records) the
+/// aggregation holds.
+#[derive(Clone, Debug, Default)]
+pub struct StateGauges {
+    /// Ids held by id resolution.
+    pub ids: Arc<AtomicI64>,
+    /// Groups (window, key) held by aggregation, or records held by session windows.
+    pub groups: Arc<AtomicI64>,
+}
+
+impl StateGauges {
+    /// The current (ids, groups).
+    pub fn read(&self) -> (u64, u64) {
+        let read = |g: &AtomicI64| g.load(Ordering::Relaxed).max(0) as u64;
+        (read(&self.ids), read(&self.groups))
+    }
+}
+
+/// Adds `delta` to a gauge.
+pub(crate) fn gauge_add(gauge: &AtomicI64, delta: i64) {
+    if delta != 0 {
+        gauge.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+/// The horizons an operator has learnt from the marks it received.
+#[derive(Debug)]
+pub struct Horizons {
+    lateness: Lateness,
+    /// Marks not yet folded into `settled`, with their times.
+    pending: Vec<(Time, Millis)>,
+    /// The greatest mark at or before `settled_at`.
+    settled: Option<Millis>,
+    settled_at: Time,
+}
+
+impl Horizons {
+    /// No marks yet.
+    pub fn new(lateness: Lateness) -> Horizons {
+        Horizons {
+            lateness,
+            pending: Vec::new(),
+            settled: None,
+            settled_at: 0,
+        }
+    }
+
+    /// Takes a received mark.
+    pub fn push(&mut self, time: Time, mark: Millis) {
+        if self.lateness.is_bounded() {
+            self.pending.push((time, mark));
+        }
+    }
+
+    /// Whether `H(epoch)` is known: every worker has finished reading the epoch before.
+    pub fn ready(&self, epoch: u64, marks: &MutableAntichain<Time>) -> bool {
+        !self.lateness.is_bounded() || !marks.less_equal(&epoch_start(epoch))
+    }
+
+    /// `H(epoch)`, once [`Horizons::ready`]; epochs must be asked in ascending order.
+    pub fn horizon(&mut self, epoch: u64) -> Option<Millis> {
+        if !self.lateness.is_bounded() {
+            return None;
+        }
+        let at = epoch_start(epoch);
+        let settled = &mut self.settled;
+        self.pending.retain(|&(time, mark)| {
+            let due = time <= at;
+            if due {
+                *settled = Some(settled.map_or(mark, |s| s.max(mark)));
+            }
+            !due
+        });
+        self.settled_at = self.settled_at.max(at);
+        self.lateness.horizon(self.settled)
+    }
+
+    /// `W(epoch)`: the watermark the horizon of `epoch` was computed from.
+    pub fn watermark(&self) -> Option<Millis> {
+        self.lateness.watermark(self.settled)
+    }
+}
+
+/// A record that arrived after every window it falls in had closed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LateRecord {
+    /// The record, with its position.
+    pub event: Event,
+    /// The watermark when it arrived, `W(e)` of its epoch.
+    pub watermark: Millis,
+}
+
+/// Splits records that arrive too late from the rest.
+pub trait SplitLate<'scope> {
+    /// `(on time, late)`: a record of epoch `e` is late when its expiry is at or before
+    /// `H(e)`. With unbounded lateness every record is on time.
+    fn split_late(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> (
+        VecCollection<'scope, Time, Event>,
+        VecCollection<'scope, Time, LateRecord>,
+    );
+}
+
+impl<'scope> SplitLate<'scope> for VecCollection<'scope, Time, Event> {
+    fn split_late(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> (
+        VecCollection<'scope, Time, Event>,
+        VecCollection<'scope, Time, LateRecord>,
+    ) {
+        let (window, lateness) = (bounds.window, bounds.lateness);
+        let judged = self
+            .inner
+            .binary_frontier(marks, Pipeline, Pipeline, "SplitLate", move |_, _| {
+                let mut horizons = Horizons::new(lateness);
+                let mut pending = Stash::default();
+                move |(input, frontier), (marks, marks_frontier), output| {
+                    marks.for_each(|_, data| {
+                        for (time, mark) in data.drain(..) {
+                            horizons.push(time, mark);
+                        }
+                    });
+                    input.for_each(|capability, data| {
+                        for (event, time, diff) in data.drain(..) {
+                            pending.push(&capability, time, (event, diff));
+                        }
+                    });
+                    // A time's records can be judged once its epoch's horizon is known; they
+                    // need not wait for the time itself to complete.
+                    let _ = frontier;
+                    while let Some((time, capability, events)) =
+                        pending.pop_ready(|time| horizons.ready(epoch_of(time), marks_frontier))
+                    {
+                        let horizon = horizons.horizon(epoch_of(time));
+                        let watermark = horizons.watermark();
+                        let mut session = output.session(&capability);
+                        for (event, diff) in events {
+                            let late = horizon.is_some_and(|h| window.expiry(event.ts) <= h);
+                            let judged = match (late, watermark) {
+                                (true, Some(watermark)) => Err(LateRecord { event, watermark }),
+                                _ => Ok(event),
+                            };
+                            session.give((judged, time, diff));
+                        }
+                    }
+                }
+            })
+            .as_collection();
+        let on_time = judged.clone().flat_map(Result::ok);
+        let late = judged.flat_map(Result::err);
+        (on_time, late)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_and_horizon_follow_the_definitions() {
+        let lateness = Lateness {
+            max_out_of_orderness: 10,
+            allowed: Some(100),
+        };
+        assert_eq!(lateness.watermark(None), None);
+        assert_eq!(lateness.horizon(None), None);
+        assert_eq!(lateness.watermark(Some(1_000)), Some(990));
+        assert_eq!(lateness.horizon(Some(1_000)), Some(890));
+        let unbounded = Lateness {
+            max_out_of_orderness: 10,
+            allowed: None,
+        };
+        assert_eq!(unbounded.watermark(Some(1_000)), Some(990));
+        assert_eq!(unbounded.horizon(Some(1_000)), None);
+    }
+
+    #[test]
+    fn horizons_fold_marks_of_earlier_epochs_only() {
+        let mut horizons = Horizons::new(Lateness {
+            max_out_of_orderness: 0,
+            allowed: Some(0),
+        });
+        horizons.push(epoch_start(1), 50);
+        horizons.push(epoch_start(1), 70);
+        horizons.push(epoch_start(2), 60);
+        horizons.push(epoch_start(3), 90);
+        assert_eq!(horizons.horizon(0), None);
+        assert_eq!(horizons.horizon(1), Some(70));
+        assert_eq!(horizons.horizon(2), Some(70));
+        assert_eq!(horizons.watermark(), Some(70));
+        assert_eq!(horizons.horizon(3), Some(90));
+    }
+}
