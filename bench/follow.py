@@ -259,7 +259,7 @@ def stream(amend, args, work):
         gen_rss = rss_bytes(gen.pid)
         epochs.poll()
         last = epochs.lines[-1] if epochs.lines else {}
-        if rss is not None:
+        if rss:  # none before the process has mapped anything
             samples.append((time.monotonic() - start, sum(e.get("records", 0) for e in epochs.lines),
                             rss, last.get("state_ids"), last.get("state_groups")))
         gen_peak = max(gen_peak, gen_rss or 0)
@@ -277,7 +277,7 @@ def stream(amend, args, work):
     step = max(1, len(samples) // args.rows)
     for i, (t, records, rss, state_ids, state_groups) in enumerate(samples):
         if i % step == 0 or i == len(samples) - 1:
-            print(f"| {t:.0f} | {records:,} | {rss / 2**20:,.0f} | {state_ids} | {state_groups} |")
+            print(f"| {t:.1f} | {records:,} | {rss / 2**20:,.0f} | {state_ids} | {state_groups} |")
     shutil.rmtree(out, ignore_errors=True)
 
 
