@@ -221,6 +221,12 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                         }
                         gauge_add(&gauge, groups.len() as i64 - held);
                     }
+                    let idle = pending.is_empty();
+                    if let Some(horizon) = horizons.at_end(frontier, marks_frontier, idle) {
+                        let held = groups.len() as i64;
+                        close_windows(&mut groups, &mut closing, horizon);
+                        gauge_add(&gauge, groups.len() as i64 - held);
+                    }
                 }
             })
             .as_collection()

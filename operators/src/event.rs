@@ -14,9 +14,16 @@ pub type Time = u64;
 /// How many internal batch times one epoch owns (the low 32 bits of a [`Time`]).
 const BATCH_BITS: u32 = 32;
 
-/// The internal time of batch `batch` of `epoch`.
+/// The internal time of batch `batch` of `epoch`. The epoch's last time is never a batch's:
+/// it is left for [`epoch_end`].
 pub fn batch_time(epoch: u64, batch: u64) -> Time {
-    (epoch << BATCH_BITS) | batch.min((1 << BATCH_BITS) - 1)
+    (epoch << BATCH_BITS) | batch.min((1 << BATCH_BITS) - 2)
+}
+
+/// The last internal time of `epoch`, after all of its batches: an input that waits there
+/// holds back no batch of the epoch, and nothing of the next.
+pub fn epoch_end(epoch: u64) -> Time {
+    epoch_start(epoch + 1) - 1
 }
 
 /// The epoch an internal time belongs to.
@@ -123,6 +130,8 @@ mod tests {
         assert!(batch_time(0, 5) < batch_time(1, 0));
         assert_eq!(epoch_of(batch_time(7, 123)), 7);
         assert_eq!(epoch_start(3), batch_time(3, 0));
+        assert!(batch_time(3, u64::MAX) < epoch_end(3));
+        assert!(epoch_end(3) < epoch_start(4));
     }
 
     #[test]

@@ -127,6 +127,14 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                         held = current.len() as i64 - held;
                         gauge_add(&gauge, held);
                     }
+                    let idle = pending.is_empty();
+                    if let Some(horizon) = horizons.at_end(frontier, marks_frontier, idle) {
+                        let held = current.len() as i64;
+                        forget_expired(&mut current, &mut expiring, horizon, |e| {
+                            window.expiry(e.ts)
+                        });
+                        gauge_add(&gauge, current.len() as i64 - held);
+                    }
                 }
             })
             .as_collection()

@@ -493,6 +493,12 @@ impl<'scope> Sessions<'scope> for VecCollection<'scope, Time, Event> {
                         }
                         gauge_add(&gauge, state.records() as i64 - held);
                     }
+                    let idle = pending.is_empty();
+                    if let Some(horizon) = horizons.at_end(frontier, marks_frontier, idle) {
+                        let held = state.records() as i64;
+                        state.release(horizon);
+                        gauge_add(&gauge, state.records() as i64 - held);
+                    }
                 }
             })
             .as_collection()

@@ -42,4 +42,9 @@ impl<D> Stash<D> {
         let (time, (capability, items)) = entry.remove_entry();
         Some((time, capability, items))
     }
+
+    /// Whether nothing is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
 }

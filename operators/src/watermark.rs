@@ -164,6 +164,21 @@ impl Horizons {
         self.lateness.horizon(self.settled)
     }
 
+    /// At the end of the input (both frontiers empty, nothing held): the horizon after every
+    /// epoch, so that an operator releases the same state on every worker, whatever data
+    /// its last epochs brought it.
+    pub fn at_end(
+        &mut self,
+        input: &MutableAntichain<Time>,
+        marks: &MutableAntichain<Time>,
+        idle: bool,
+    ) -> Option<Millis> {
+        if !(idle && input.frontier().is_empty() && marks.frontier().is_empty()) {
+            return None;
+        }
+        self.horizon(u64::MAX >> 32)
+    }
+
     /// `W(epoch)`: the watermark the horizon of `epoch` was computed from.
     pub fn watermark(&self) -> Option<Millis> {
         self.lateness.watermark(self.settled)

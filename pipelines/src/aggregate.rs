@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
-use amend_operators::event::{batch_time, epoch_of, epoch_start, raw_text};
+use amend_operators::event::{batch_time, epoch_end, epoch_of, epoch_start, raw_text};
 use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
 use amend_operators::source::{Chunk, Format};
 use amend_operators::time::{Millis, format_millis};
@@ -816,8 +816,9 @@ fn run_worker(
     let mut max_ts: Option<Millis> = None;
     while let Some(chunk) = next_chunk(worker, &chunks) {
         // The marks of this epoch's start were sent when the last epoch ended; past them, the
-        // horizon of this epoch is known once every worker is here.
-        marks.advance_to(epoch_start(chunk.epoch) + 1);
+        // horizon of this epoch is known once every worker is here. The marks input waits at
+        // the epoch's last time, which no batch reaches, so it holds back nothing of the epoch.
+        marks.advance_to(epoch_end(chunk.epoch));
         marks.flush();
         let mut feeder = Feeder {
             worker,

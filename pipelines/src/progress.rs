@@ -23,7 +23,7 @@ impl Progress {
     }
 
     /// Redraws the line if it is due.
-    pub fn update(&mut self, epochs_done: u64, records: u64) {
+    pub fn update(&mut self, epoch: u64, records: u64) {
         if !self.enabled
             || self
                 .last
@@ -37,7 +37,7 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
-            "\r\x1b[2K{epochs_done} epochs · {records} records · {:.0} records/s",
+            "\r\x1b[2Kepoch {epoch} · {records} records · {:.0} records/s",
             rate
         );
         let _ = err.flush();

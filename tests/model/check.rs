@@ -556,7 +556,13 @@ pub fn same_outputs(a: &Outputs, b: &Outputs) -> Result<(), String> {
     )?;
     let strip = |s: &Value| {
         let mut s = s.clone();
-        for field in ["elapsed_seconds", "records_per_second", "workers"] {
+        for field in [
+            "elapsed_seconds",
+            "records_per_second",
+            "workers",
+            "epoch_latency_ms_p50",
+            "epoch_latency_ms_p99",
+        ] {
             s.as_object_mut().map(|o| o.remove(field));
         }
         s
