@@ -24,6 +24,7 @@ ratio, and the RSS curve. Small sizes make a smoke run: --events 100000 --inject
 --batch 1000 --batch-reps 2 --stream-events 300000.
 """
 import argparse
+import calendar
 import json
 import os
 import shutil
@@ -141,14 +142,33 @@ MIX = ["update", "update", "move-key", "move-time", "same-version", "delete", "n
 
 
 def inject(corrections, epochs, proc, text, source_name):
-    """Appends text; returns (wall ms until its epoch is in epochs.jsonl, the epoch line)."""
+    """Appends text; returns (wall ms until its last line is in an epoch of epochs.jsonl, and
+    the in-process latency: from the first of its epochs read to the last flushed, ms, and the
+    records of those epochs). A large write can be seen half-done by the poller, so one
+    injection may span several epochs."""
+    before = os.path.getsize(corrections)
     start = time.monotonic()
     with open(corrections, "a") as f:
         f.write(text)
     size = os.path.getsize(corrections)
-    line = epochs.wait(lambda e: os.path.basename(str(e.get("source"))) == source_name
-                       and e.get("end") == size, proc)
-    return (time.monotonic() - start) * 1000.0, line
+    ours = lambda e: (os.path.basename(str(e.get("source"))) == source_name
+                      and e.get("start", -1) >= before)
+    epochs.wait(lambda e: ours(e) and e.get("end") == size, proc)
+    wall = (time.monotonic() - start) * 1000.0
+    lines = [e for e in epochs.lines if ours(e)]
+    if len(lines) == 1:
+        inproc = float(lines[0].get("latency_ms", 0.0))
+    else:
+        first = parse_time(lines[0]["read_at"])
+        last = parse_time(lines[-1]["flushed_at"])
+        inproc = (last - first) * 1000.0
+    return wall, inproc, sum(e.get("records", 0) for e in lines), len(lines)
+
+
+def parse_time(text):
+    """Seconds since the Unix epoch of an RFC 3339 UTC time with milliseconds."""
+    seconds = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    return seconds + int(text[20:23]) / 1000.0
 
 
 def latency_row(name, wall, inproc):
@@ -180,10 +200,10 @@ def follow_parts(amend, args, data, work):
     if "single" in args.parts:
         wall, inproc = [], []
         for i in range(args.injections):
-            ms, line = inject(corrections, epochs, proc, ids.line(i, MIX[i % len(MIX)]),
-                              "corrections.jsonl")
+            ms, latency, _, _ = inject(corrections, epochs, proc,
+                                       ids.line(i, MIX[i % len(MIX)]), "corrections.jsonl")
             wall.append(ms)
-            inproc.append(float(line.get("latency_ms", 0.0)))
+            inproc.append(latency)
             time.sleep(args.gap)
         results["one correction"] = (wall, inproc)
     if "batch" in args.parts:
@@ -191,10 +211,13 @@ def follow_parts(amend, args, data, work):
         for rep in range(args.batch_reps):
             text = "".join(ids.line(rep * args.batch + i, MIX[i % len(MIX)])
                            for i in range(args.batch))
-            ms, line = inject(corrections, epochs, proc, text, "corrections.jsonl")
-            assert line.get("records") == args.batch, line
+            ms, latency, records, count = inject(corrections, epochs, proc, text,
+                                                 "corrections.jsonl")
+            assert records == args.batch, (records, args.batch)
+            print(f"batch {rep + 1}: {args.batch:,} corrections in {count} epoch(s), "
+                  f"{ms:.1f} ms wall")
             wall.append(ms)
-            inproc.append(float(line.get("latency_ms", 0.0)))
+            inproc.append(latency)
             time.sleep(args.gap)
         results[f"{args.batch:,} corrections"] = (wall, inproc)
     proc.terminate()
@@ -242,12 +265,12 @@ def rss_bytes(pid):
 def stream(amend, args, work):
     out = os.path.join(work, "stream")
     gen = subprocess.Popen([amend, "gen", "--out", "-", "--events", str(args.stream_events),
-                            "--keys", "10000", "--span", args.stream_span, "--max-delay",
+                            "--keys", str(args.stream_keys), "--span", args.stream_span, "--max-delay",
                             args.stream_max_delay, "--corrections", "0.01", "--seed", "1"],
                            stdout=subprocess.PIPE)
     agg = subprocess.Popen([amend, "aggregate", "--follow", "--input", "-", "--allowed-lateness",
                             args.allowed_lateness, "--window", "tumbling:1m", "--workers",
-                            str(args.workers), "--snapshot-interval", "10s", "--quiet",
+                            str(args.workers), "--snapshot-interval", args.stream_snapshot_interval, "--quiet",
                             "--out", out], stdin=gen.stdout, stdout=subprocess.DEVNULL)
     gen.stdout.close()  # amend owns the pipe now: gen sees a broken pipe if amend exits
     epochs = Epochs(os.path.join(out, "epochs.jsonl"))
@@ -290,7 +313,12 @@ def main():
     parser.add_argument("--gap", type=float, default=0.02,
                         help="seconds between injections, so that each is an epoch of its own")
     parser.add_argument("--stream-events", type=int, default=100_000_000)
-    parser.add_argument("--stream-span", default="100d", help="gen --span of the stream")
+    parser.add_argument("--stream-span", default="30d", help="gen --span of the stream")
+    parser.add_argument("--stream-keys", type=int, default=100,
+                        help="gen --keys of the stream (rows = keys x minutes of the span)")
+    parser.add_argument("--stream-snapshot-interval", default="1h",
+                        help="--snapshot-interval of the stream run (the snapshot copies every "
+                        "closed row)")
     parser.add_argument("--stream-max-delay", default="10m", help="gen --max-delay of the stream")
     parser.add_argument("--allowed-lateness", default="1h")
     parser.add_argument("--sample", type=float, default=1.0, help="seconds between RSS samples")

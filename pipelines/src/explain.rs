@@ -27,7 +27,9 @@ fn exchange_of(name: &str) -> Option<&'static str> {
 /// What each operator of the aggregate pipeline is for, by its name.
 fn role_of(name: &str) -> &'static str {
     match name {
-        "Input" => "records (or dead letters) fed by this worker's reader",
+        "Input" => "fed by this worker's reader: watermark marks, records, or dead letters",
+        "Exchange" => "broadcast of the marks: each worker's greatest event time, to every worker",
+        "SplitLate" => "records whose every window closed (watermark - allowed lateness) go to late.jsonl",
         "ResolveIds" => "current record per id: greatest (version, position)",
         "CountIds" => "ids current / deleted, pre-counted per worker",
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
@@ -35,7 +37,7 @@ fn role_of(name: &str) -> &'static str {
         "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
-        "Capture" => "sink: changelog, snapshot, digests, dead letters",
+        "Capture" => "sink: changelog, snapshot, digests, dead letters, late records, epochs",
         "Probe" => "backpressure: readers wait for the dataflow",
         _ => "",
     }
@@ -43,7 +45,8 @@ fn role_of(name: &str) -> &'static str {
 
 /// The graph of the aggregate pipeline for `config`.
 pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
-    type Graph = (BTreeMap<usize, String>, Vec<(usize, usize)>);
+    /// Operators by index, and edges (from, to, input port of `to`).
+    type Graph = (BTreeMap<usize, String>, Vec<(usize, usize, usize)>);
     let bounds = amend_operators::Bounds {
         window: config.window,
         lateness: config.lateness,
@@ -63,7 +66,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
                             graph.0.insert(op.addr[1], op.name.clone());
                         }
                         TimelyEvent::Channels(ch) if ch.scope_addr.len() == 1 => {
-                            graph.1.push((ch.source.0, ch.target.0));
+                            graph.1.push((ch.source.0, ch.target.0, ch.target.1));
                         }
                         _ => {}
                     }
@@ -97,7 +100,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
     )?;
     writeln!(
         text,
-        "Every worker runs this graph; each reads its own byte range of every input file.\n"
+        "Every worker runs this graph; each reads its own byte range of every epoch.\n"
     )?;
     writeln!(text, "operators:")?;
     for (index, op) in &operators {
@@ -108,9 +111,11 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         writeln!(text, "  {index:>3}  {op:<24} {role}{exchange}")?;
     }
     writeln!(text, "\nedges:")?;
-    for (from, to) in &edges {
-        let how = match exchange_of(name(to)) {
+    for (from, to, port) in &edges {
+        // Operators exchange their first input; a second one (the marks) is already broadcast.
+        let how = match exchange_of(name(to)).filter(|_| *port == 0) {
             Some(by) => format!("exchange by {by}"),
+            None if *port > 0 => "pipeline (same worker): watermark marks".to_string(),
             None => "pipeline (same worker)".to_string(),
         };
         writeln!(
