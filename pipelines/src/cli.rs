@@ -108,7 +108,7 @@ pub struct AggregateArgs {
     #[arg(long, value_name = "SPEC", help_heading = "Windows")]
     pub window: String,
 
-    /// Keep running: after the inputs are read, follow them; each appended run of complete lines, and each new file in an input directory, is a new epoch. SIGINT or SIGTERM finishes the epoch in flight, writes the outputs and exits 0.
+    /// Keep running: after the inputs are read, follow them; each appended run of complete lines, and each new file in an input directory, is a new epoch. SIGINT or SIGTERM finishes the epochs already read, writes the outputs and exits 0 (a second signal exits 130 at once).
     #[arg(long, help_heading = "Live")]
     pub follow: bool,
 

@@ -29,7 +29,9 @@ fn role_of(name: &str) -> &'static str {
     match name {
         "Input" => "fed by this worker's reader: watermark marks, records, or dead letters",
         "Exchange" => "broadcast of the marks: each worker's greatest event time, to every worker",
-        "SplitLate" => "records whose every window closed (watermark - allowed lateness) go to late.jsonl",
+        "SplitLate" => {
+            "records whose every window closed (watermark - allowed lateness) go to late.jsonl"
+        }
         "ResolveIds" => "current record per id: greatest (version, position)",
         "CountIds" => "ids current / deleted, pre-counted per worker",
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
