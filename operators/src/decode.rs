@@ -59,7 +59,7 @@ impl Default for FieldNames {
 
 /// The fields a record is read from, in a fixed order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Field {
+pub(crate) enum Field {
     Id,
     Key,
     Ts,
@@ -70,7 +70,7 @@ enum Field {
     Seq,
 }
 
-const FIELDS: [Field; 8] = [
+pub(crate) const FIELDS: [Field; 8] = [
     Field::Id,
     Field::Key,
     Field::Ts,
@@ -98,7 +98,7 @@ impl Field {
 }
 
 impl FieldNames {
-    fn name(&self, field: Field) -> &str {
+    pub(crate) fn name(&self, field: Field) -> &str {
         match field {
             Field::Id => &self.id,
             Field::Key => &self.key,
@@ -356,7 +356,11 @@ impl Decoder {
     }
 
     /// Checks and converts the fields of one record.
-    fn build(&self, position: Position, cells: Fields<Cell<'_>>) -> Result<Event, BadRecord> {
+    pub(crate) fn build(
+        &self,
+        position: Position,
+        cells: Fields<Cell<'_>>,
+    ) -> Result<Event, BadRecord> {
         let names = &self.names;
         let required = |field: Field| {
             cells
@@ -438,7 +442,7 @@ fn check_quotes(line: &[u8]) -> Result<(), &'static str> {
     }
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, BadRecord> {
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, BadRecord> {
     std::str::from_utf8(bytes).map_err(|e| BadRecord::NotUtf8 {
         column: e.valid_up_to() + 1,
     })
@@ -464,7 +468,7 @@ fn json_error(error: serde_json::Error, line: &str) -> BadRecord {
 
 /// One value per field, indexed by [`Field`].
 #[derive(Debug)]
-struct Fields<V>([Option<V>; 8]);
+pub(crate) struct Fields<V>([Option<V>; 8]);
 
 impl<V> Default for Fields<V> {
     fn default() -> Self {
@@ -476,7 +480,7 @@ impl<V> Fields<V> {
     fn get(&self, field: Field) -> Option<&V> {
         self.0[field as usize].as_ref()
     }
-    fn set(&mut self, field: Field, value: V) {
+    pub(crate) fn set(&mut self, field: Field, value: V) {
         self.0[field as usize] = Some(value);
     }
     fn map<W>(self, mut f: impl FnMut(V) -> W) -> Fields<W> {
@@ -486,7 +490,7 @@ impl<V> Fields<V> {
 
 /// The text of one field: raw JSON (a number, string, or other) or a CSV cell.
 #[derive(Debug)]
-enum Cell<'a> {
+pub(crate) enum Cell<'a> {
     Json(&'a str),
     Csv(&'a str),
 }

@@ -57,10 +57,24 @@ pub enum Op {
 pub struct Position {
     /// The epoch the record was ingested in.
     pub epoch: u64,
-    /// Index of the file among all inputs: `--input` files first, then `--corrections`.
+    /// Index of the file among all inputs: `--input` files first, then `--corrections`;
+    /// audit logs are numbered from [`AUDIT_FILE_BASE`].
     pub file: u32,
     /// Byte offset of the line's start in the (decompressed) file.
     pub offset: u64,
+}
+
+/// The file index of the first audit log (`--audit-log`). Audit logs are numbered apart from
+/// the main inputs, so a record's position says whether it was recovered from a log, whatever
+/// files a followed directory adds later. Only the epoch orders records of different files,
+/// so the numbering changes no resolution.
+pub const AUDIT_FILE_BASE: u32 = 1 << 31;
+
+impl Position {
+    /// Whether the record was read from an audit log.
+    pub fn is_audit(&self) -> bool {
+        self.file >= AUDIT_FILE_BASE
+    }
 }
 
 /// A decoded, valid input record.

@@ -19,8 +19,10 @@
 //!
 //! - [`decimal`]: exact fixed-point values; [`time`]: event time and durations.
 //! - [`decode`]: JSON Lines and CSV lines into [`Event`]s, or a [`BadRecord`] reason.
+//! - [`audit`]: audit-log lines (a regex's named groups, or JSON at a path) into [`Event`]s.
 //! - [`source`]: input files, their split among workers, and their lines.
 //! - [`resolve`]: [`ResolveIds`], the current record per id (SPEC section 3).
+//! - [`recovered`]: [`IdsOnlyInAudit`], the ids whose every record came from an audit log.
 //! - [`window`]: [`AssignWindows`], tumbling and hopping windows (SPEC section 4).
 //! - [`aggregate`]: [`Aggregate`], count/sum/min/max per (window, key).
 //! - [`watermark`]: event time: watermarks, late records, and closing what can no longer
@@ -36,10 +38,12 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+pub mod audit;
 pub mod decimal;
 pub mod decode;
 pub mod digest;
 pub mod event;
+pub mod recovered;
 pub mod resolve;
 pub mod session;
 pub mod sink;
@@ -50,9 +54,11 @@ pub mod watermark;
 pub mod window;
 
 pub use aggregate::{Agg, AggRow, Aggregate};
+pub use audit::{AuditDecoder, AuditFormat, AuditPattern};
 pub use decimal::{Decimal, Scale};
 pub use decode::{BadRecord, Decoder, FieldNames};
 pub use event::{DeadLetter, Event, Op, Position, Time};
+pub use recovered::IdsOnlyInAudit;
 pub use resolve::ResolveIds;
 pub use session::{SessionState, Sessions};
 pub use watermark::{Bounds, LateRecord, Lateness, Marks, SplitLate, StateGauges};

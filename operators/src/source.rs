@@ -26,6 +26,8 @@ pub enum Format {
     JsonLines,
     /// CSV with a header row.
     Csv,
+    /// An audit log (`--audit-log`): any lines, some of which carry events.
+    AuditLog,
 }
 
 /// One input file, with its place among all inputs.
@@ -102,6 +104,31 @@ impl InputFile {
             index,
             epoch,
             format,
+            gzip,
+            len: meta.len(),
+        })
+    }
+
+    /// Checks that the audit log `path` can be read; any name will do (`.gz` is decompressed).
+    pub fn open_audit(path: &Path, index: u32, epoch: u64) -> Result<InputFile, SourceError> {
+        let shown = path.display().to_string();
+        let io = |source| SourceError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(io(io::Error::other("not a regular file")));
+        }
+        File::open(path).map_err(io)?;
+        let gzip = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+        Ok(InputFile {
+            path: path.to_owned(),
+            index,
+            epoch,
+            format: Format::AuditLog,
             gzip,
             len: meta.len(),
         })
