@@ -32,8 +32,9 @@ use amend_operators::source::{Chunk, Format};
 use amend_operators::time::{Millis, format_millis};
 use amend_operators::watermark::Marks;
 use amend_operators::{
-    AggRow, Aggregate, AssignWindows, Bounds, DeadLetter, Decoder, Event, LateRecord, Op, Position,
-    ResolveIds, Sessions, SplitLate, StateGauges, Time, WindowSpec,
+    AggRow, Aggregate, AssignWindows, AuditDecoder, Bounds, DeadLetter, Decoder, Event,
+    IdsOnlyInAudit, LateRecord, Op, Position, ResolveIds, Sessions, SplitLate, StateGauges, Time,
+    WindowSpec,
 };
 use anyhow::{Context, anyhow};
 use differential_dataflow::input::{Input, InputSession};
@@ -66,6 +67,8 @@ pub enum Output {
     Id(Op),
     /// A record that came after its windows closed.
     Late(LateRecord),
+    /// An id all of whose records came from audit logs (built only when audit logs are read).
+    OnlyInAudit,
 }
 
 /// The input sessions of the aggregate dataflow.
@@ -91,9 +94,12 @@ pub fn build<'scope>(
     scope: Scope<'scope, Time>,
     marks: Marks<'scope>,
     bounds: &Bounds,
+    audit_logs: bool,
 ) -> (Inputs, VecCollection<'scope, Time, Output>) {
     let (events_in, events) = scope.new_collection::<Event, isize>();
     let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
+    // Every accepted record, late ones too, says where its id was seen.
+    let only_in_audit = audit_logs.then(|| events.clone().ids_only_in_audit());
     let (events, late) = if bounds.lateness.is_bounded() {
         let (on_time, late) = events.split_late(marks.clone(), bounds);
         (on_time, Some(late))
@@ -114,6 +120,9 @@ pub fn build<'scope>(
         .concat(ids.map(Output::Id));
     if let Some(late) = late {
         output = output.concat(late.map(Output::Late));
+    }
+    if let Some(ids) = only_in_audit {
+        output = output.concat(ids.map(|()| Output::OnlyInAudit));
     }
     let inputs = Inputs {
         events: events_in,
@@ -137,9 +146,10 @@ pub fn build_with_sink(
     probe: &ProbeHandle<Time>,
     sink: mpsc::Sender<Captures>,
     marks_in: &mut MarksInput,
+    audit_logs: bool,
 ) -> Inputs {
     let marks = scope.input_from(marks_in).broadcast();
-    let (inputs, output) = build(scope, marks, bounds);
+    let (inputs, output) = build(scope, marks, bounds, audit_logs);
     output.inner.probe_with(probe).capture_into(sink);
     inputs
 }
@@ -177,6 +187,10 @@ struct ReadStats {
     read: u64,
     accepted: u64,
     dead: u64,
+    /// Records outside the replay slice.
+    skipped: u64,
+    /// Audit-log lines that hold no audit record.
+    audit_skipped: u64,
     /// The greatest event time of the records read.
     max_ts: Option<Millis>,
 }
@@ -186,6 +200,8 @@ impl ReadStats {
         self.read += other.read;
         self.accepted += other.accepted;
         self.dead += other.dead;
+        self.skipped += other.skipped;
+        self.audit_skipped += other.audit_skipped;
         self.max_ts = self.max_ts.max(other.max_ts);
     }
 }
@@ -193,12 +209,18 @@ impl ReadStats {
 /// What `amend aggregate` reports in `summary.json`.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Summary {
-    /// Records read: accepted plus dead-lettered.
+    /// Records read: accepted plus dead-lettered plus skipped.
     pub records_read: u64,
     /// Records decoded and fed to the dataflow (late records included).
     pub records_accepted: u64,
     /// Bad records, written to dead_letter.jsonl.
     pub records_dead_lettered: u64,
+    /// Records outside the replay slice (--from-time, --to-time, --from-offset, --to-offset).
+    pub records_skipped: u64,
+    /// Audit-log lines that hold no audit record (not records: not in records_read).
+    pub audit_lines_skipped: u64,
+    /// Ids whose every record came from an audit log: events the main input missed.
+    pub ids_only_in_audit: u64,
     /// Accepted records that came after their windows closed, written to late.jsonl.
     pub records_late: u64,
     /// Ids whose current record is an upsert.
@@ -242,9 +264,25 @@ impl Summary {
         } else {
             String::new()
         };
+        let skipped = if self.records_skipped > 0 {
+            format!(
+                ", {} skipped (outside the replay slice)",
+                self.records_skipped
+            )
+        } else {
+            String::new()
+        };
+        let audit = if config.recovery.has_audit_logs() {
+            format!(
+                " Audit logs: {} ids only there (recovered), {} lines without a record skipped.",
+                self.ids_only_in_audit, self.audit_lines_skipped
+            )
+        } else {
+            String::new()
+        };
         format!(
             "amend aggregate: read {} records in {} epoch(s) in {:.2} s ({:.0} records/s, {} worker(s)): \
-             {} accepted{late}, {} dead-lettered{}. \
+             {} accepted{late}, {} dead-lettered{}{skipped}.{audit} \
              {} ids current, {} deleted. The table has {} rows in {} windows ({out}/{}); \
              {} changelog lines; table digest {}.",
             self.records_read,
@@ -289,7 +327,8 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
         }
     }
     let mut files = OutputFiles::create(config)?;
-    let mut planner = Planner::new(&config.inputs, config.follow)?;
+    let mut planner = Planner::new(&config.inputs, config.follow)?
+        .with_audit_logs(&config.recovery.audit_logs)?;
 
     // SIGINT/SIGTERM end a followed run cleanly; a second one ends it at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -535,6 +574,8 @@ struct Sink {
     table: Table,
     summary: Summary,
     ids: [i64; 2],
+    /// Ids only audit logs had.
+    only_in_audit: i64,
     /// The greatest event time of the written epochs.
     max_ts: Option<Millis>,
     latencies: Vec<f64>,
@@ -569,6 +610,7 @@ impl Sink {
             table,
             summary: Summary::default(),
             ids: [0, 0],
+            only_in_audit: 0,
             max_ts: None,
             latencies: Vec::new(),
             config: config.clone(),
@@ -627,6 +669,7 @@ impl Sink {
                 .late
                 .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
             Output::Id(op) => self.ids[op as usize] += diff as i64,
+            Output::OnlyInAudit => self.only_in_audit += diff as i64,
         }
         Ok(())
     }
@@ -643,6 +686,7 @@ impl Sink {
         }
         self.summary.ids_current = self.ids[Op::Upsert as usize].max(0) as u64;
         self.summary.ids_deleted = self.ids[Op::Delete as usize].max(0) as u64;
+        self.summary.ids_only_in_audit = self.only_in_audit.max(0) as u64;
         Ok(())
     }
 
@@ -709,6 +753,8 @@ impl Sink {
         self.summary.records_read += stats.read;
         self.summary.records_accepted += stats.accepted;
         self.summary.records_dead_lettered += stats.dead;
+        self.summary.records_skipped += stats.skipped;
+        self.summary.audit_lines_skipped += stats.audit_skipped;
         self.summary.records_late += late.len() as u64;
         self.summary.epochs += 1;
         self.max_ts = self.max_ts.max(stats.max_ts);
@@ -809,10 +855,12 @@ fn run_worker(
     let probe = ProbeHandle::new();
     let mut marks = MarksInput::new();
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-        build_with_sink(scope, bounds, &probe, output_tx, &mut marks)
+        let audit_logs = config.recovery.has_audit_logs();
+        build_with_sink(scope, bounds, &probe, output_tx, &mut marks, audit_logs)
     });
     let (index, peers) = (worker.index(), worker.peers());
     let mut decoder = Decoder::new(config.names.clone(), config.scale);
+    let mut audit = config.recovery.audit_decoder(&config.names, config.scale);
     let mut max_ts: Option<Millis> = None;
     while let Some(chunk) = next_chunk(worker, &chunks) {
         // The marks of this epoch's start were sent when the last epoch ended; past them, the
@@ -840,6 +888,7 @@ fn run_worker(
                 end,
                 config,
                 &mut decoder,
+                &mut audit,
                 &mut feeder,
                 records_read,
             )
@@ -887,6 +936,12 @@ impl Feeder<'_> {
         self.record();
     }
 
+    /// A record outside the replay slice: read, and neither fed nor dead-lettered.
+    fn skipped(&mut self) {
+        self.stats.skipped += 1;
+        self.record();
+    }
+
     fn dead(&mut self, letter: DeadLetter) {
         self.inputs.dead.update_at(letter, self.time(), 1);
         self.stats.dead += 1;
@@ -916,9 +971,11 @@ fn read_range(
     end: u64,
     config: &AggregateConfig,
     decoder: &mut Decoder,
+    audit: &mut Option<AuditDecoder>,
     feeder: &mut Feeder<'_>,
     records_read: &AtomicU64,
 ) -> std::io::Result<()> {
+    let recovery = &config.recovery;
     let max = config.max_line_bytes;
     let file = &chunk.file;
     let mut lines = chunk.lines(start, end, max)?;
@@ -934,7 +991,7 @@ fn read_range(
             })),
             None => None,
         },
-        Format::JsonLines => None,
+        Format::JsonLines | Format::AuditLog => None,
     };
     let source = file.path.display().to_string();
     let mut line_in_range = 0u64;
@@ -952,6 +1009,10 @@ fn read_range(
         if line.bytes.iter().all(u8::is_ascii_whitespace) && !line.too_long {
             continue; // blank lines hold no record
         }
+        if !recovery.admits_offset(file, line.offset) {
+            feeder.skipped();
+            continue;
+        }
         let decoded = if line.too_long {
             Err(BadRecord::TooLong {
                 len: line.len,
@@ -959,6 +1020,17 @@ fn read_range(
             })
         } else {
             match &csv {
+                None if file.format == Format::AuditLog => {
+                    let audit = audit.as_mut().expect("audit logs come with a format");
+                    match audit.decode(line.bytes, position) {
+                        Ok(Some(event)) => Ok(event),
+                        Ok(None) => {
+                            feeder.stats.audit_skipped += 1;
+                            continue; // a log line that holds no audit record
+                        }
+                        Err(reason) => Err(reason),
+                    }
+                }
                 None => decoder.decode_json(line.bytes, position),
                 Some(Ok(layout)) => decoder.decode_csv(layout, line.bytes, position),
                 Some(Err(header)) => Err(BadRecord::Csv(format!(
@@ -967,6 +1039,7 @@ fn read_range(
             }
         };
         match decoded {
+            Ok(event) if !recovery.admits_time(event.ts) => feeder.skipped(),
             Ok(event) => feeder.event(event),
             Err(reason) => {
                 let raw = raw_text(line.bytes);

@@ -176,6 +176,54 @@ pub struct AggregateArgs {
     /// No progress line, even on a terminal.
     #[arg(long, short, help_heading = "Runtime")]
     pub quiet: bool,
+
+    /// Replay slices and audit-log recovery.
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
+}
+
+/// Flags every pipeline shares to reprocess a slice of its input and to recover missed events
+/// from audit logs. [`crate::recovery`] validates them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RecoveryArgs {
+    /// Only records with event time at or after T (RFC 3339, or epoch milliseconds); others are skipped and counted as records_skipped, deletes and corrections included.
+    #[arg(long, value_name = "T", help_heading = "Replay")]
+    pub from_time: Option<String>,
+
+    /// Only records with event time before T (RFC 3339, or epoch milliseconds).
+    #[arg(long, value_name = "T", help_heading = "Replay")]
+    pub to_time: Option<String>,
+
+    /// Only lines starting at or after this byte offset of each --input and --corrections file; others are skipped and counted.
+    #[arg(long, value_name = "BYTES", help_heading = "Replay")]
+    pub from_offset: Option<u64>,
+
+    /// Only lines starting before this byte offset of each --input and --corrections file.
+    #[arg(long, value_name = "BYTES", help_heading = "Replay")]
+    pub to_offset: Option<u64>,
+
+    /// Audit logs to recover missed events from, read after the --corrections files, one epoch each (any name; .gz is decompressed). Needs --audit-pattern or --audit-format jsonl.
+    #[arg(long, value_name = "FILE", num_args = 1.., help_heading = "Recovery")]
+    pub audit_log: Vec<PathBuf>,
+
+    /// A regex whose named groups id, key, ts and value (optional: op, version, source, seq) read an event from a log line; lines it does not match are skipped and counted.
+    #[arg(long, value_name = "REGEX", help_heading = "Recovery")]
+    pub audit_pattern: Option<String>,
+
+    /// Read audit logs as JSON Lines instead of with --audit-pattern.
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Recovery")]
+    pub audit_format: Option<AuditFormatArg>,
+
+    /// With --audit-format jsonl, the dotted path to the event object in each line (e.g. payload.event); default: the whole line.
+    #[arg(long, value_name = "PATH", help_heading = "Recovery")]
+    pub audit_path: Option<String>,
+}
+
+/// `--audit-format` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormatArg {
+    /// One JSON object per line; the event is at --audit-path.
+    Jsonl,
 }
 
 /// `--snapshot-format` values.

@@ -13,6 +13,7 @@ use amend_operators::{Lateness, Scale, WindowSpec};
 use crate::UsageError;
 use crate::cli::{AggregateArgs, SnapshotFormatArg};
 use crate::plan::Input;
+use crate::recovery::Recovery;
 
 /// Everything `amend aggregate` needs, validated.
 #[derive(Clone, Debug)]
@@ -45,6 +46,8 @@ pub struct AggregateConfig {
     pub snapshot_interval: Duration,
     /// Watermark and allowed lateness.
     pub lateness: Lateness,
+    /// Replay slices and audit logs.
+    pub recovery: Recovery,
 }
 
 impl AggregateConfig {
@@ -139,6 +142,7 @@ impl AggregateConfig {
             poll_interval,
             snapshot_interval,
             lateness,
+            recovery: Recovery::from_args(&args.recovery, !args.explain)?,
         })
     }
 

@@ -49,6 +49,7 @@ fn role_of(name: &str) -> &'static str {
 pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
     /// Operators by index, and edges (from, to, input port of `to`).
     type Graph = (BTreeMap<usize, String>, Vec<(usize, usize, usize)>);
+    let audit_logs = config.recovery.has_audit_logs();
     let bounds = amend_operators::Bounds {
         window: config.window,
         lateness: config.lateness,
@@ -80,7 +81,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         let (sink, _) = std::sync::mpsc::channel();
         let mut marks = aggregate::MarksInput::new();
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            aggregate::build_with_sink(scope, &bounds, &probe, sink, &mut marks)
+            aggregate::build_with_sink(scope, &bounds, &probe, sink, &mut marks, audit_logs)
         });
         drop(inputs);
         drop(marks);

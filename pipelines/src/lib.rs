@@ -18,6 +18,7 @@ pub mod r#gen;
 mod output;
 pub mod plan;
 mod progress;
+pub mod recovery;
 
 /// A usage error: a flag value that cannot be used. Exits with code 2.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use amend_operators::source::{Chunk, InputFile};
+use amend_operators::event::AUDIT_FILE_BASE;
+use amend_operators::source::{Chunk, Format, InputFile};
 
 /// An input as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +168,25 @@ impl Planner {
         Ok(planner)
     }
 
+    /// Adds audit logs, planned after every other input: each is read whole, once, as one
+    /// epoch (also when following), and numbered from [`AUDIT_FILE_BASE`].
+    pub fn with_audit_logs(mut self, paths: &[PathBuf]) -> anyhow::Result<Planner> {
+        for (i, path) in paths.iter().enumerate() {
+            let index = u32::try_from(i)
+                .ok()
+                .and_then(|i| AUDIT_FILE_BASE.checked_add(i))
+                .ok_or_else(|| anyhow::anyhow!("too many audit logs"))?;
+            let file = InputFile::open_audit(path, index, 0)?;
+            self.sources.push(Source::File(Tailed {
+                file: Arc::new(file),
+                planned: 0,
+                started: false,
+                done: false,
+            }));
+        }
+        Ok(self)
+    }
+
     fn index(&mut self) -> anyhow::Result<u32> {
         let index = self.next_index;
         self.next_index = index
@@ -217,6 +237,7 @@ impl Planner {
         for source in &mut self.sources {
             match source {
                 Source::File(tailed) => {
+                    let follow = follow && tailed.file.format != Format::AuditLog;
                     chunks.extend(plan_file(tailed, follow, &mut epoch)?);
                 }
                 Source::Dir {
