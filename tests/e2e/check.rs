@@ -47,18 +47,21 @@ pub fn check_outputs(out: &Path, verify_digests: bool) {
             problem(format!("summary.json: `{field}` is not a number"));
         }
     }
-    let (read, accepted, dead) = (
+    let (read, accepted, dead, skipped) = (
         number("records_read"),
         number("records_accepted"),
         number("records_dead_lettered"),
+        number("records_skipped"),
     );
     number("ids_current");
     number("ids_deleted");
+    number("audit_lines_skipped");
+    number("ids_only_in_audit");
     let epochs = number("epochs");
-    if read != accepted + dead {
+    if read != accepted + dead + skipped {
         problem(format!(
             "accounting does not close: records_read {read} != accepted {accepted} \
-             + dead-lettered {dead}"
+             + dead-lettered {dead} + skipped {skipped}"
         ));
     }
 
