@@ -20,6 +20,7 @@ fn exchange_of(name: &str) -> Option<&'static str> {
         "ResolveIds" => Some("hash(id)"),
         "Aggregate" => Some("hash(window, key)"),
         "Sessions" => Some("hash(key)"),
+        "Arrange: IdsOnlyInAudit" => Some("hash(id)"),
         _ => None,
     }
 }
@@ -37,6 +38,9 @@ fn role_of(name: &str) -> &'static str {
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
         "Aggregate" => "count, sum, min, max per (window, key), incrementally",
         "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
+        "Arrange: IdsOnlyInAudit" => "with --audit-log: (id, from an audit log?) per id",
+        "IdsOnlyInAudit" => "ids whose every record came from an audit log",
+        "AsCollection" => "ids only in audit logs, as a collection",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
         "Capture" => "sink: changelog, snapshot, digests, dead letters, late records, epochs",

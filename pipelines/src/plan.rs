@@ -500,6 +500,26 @@ mod tests {
     }
 
     #[test]
+    fn audit_logs_come_after_every_input_once_even_when_following() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, log) = (dir.path().join("e.jsonl"), dir.path().join("app.log"));
+        fs::write(&input, "a\n").unwrap();
+        fs::write(&log, "x\ny").unwrap();
+        let mut planner = Planner::new(&[Input::File(input.clone())], true)
+            .unwrap()
+            .with_audit_logs(std::slice::from_ref(&log))
+            .unwrap();
+        let chunks = planner.poll().unwrap();
+        assert_eq!(ranges(&chunks), vec![(0, 0, 2), (1, 0, 3)]);
+        assert_eq!(chunks[1].file.index, AUDIT_FILE_BASE);
+        assert_eq!(chunks[1].file.format, Format::AuditLog);
+        fs::write(&log, "x\ny\nz\n").unwrap();
+        fs::write(&input, "a\nb\n").unwrap();
+        // The log is read once; the followed input goes on.
+        assert_eq!(ranges(&planner.poll().unwrap()), vec![(2, 2, 4)]);
+    }
+
+    #[test]
     fn a_shrinking_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.jsonl");
