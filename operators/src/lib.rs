@@ -27,6 +27,9 @@
 //!   change (bounded state).
 //! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
 //!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
+//! - [`gaps`]: [`DetectGaps`], per producer the missing sequence-number ranges, duplicated
+//!   numbers and extents [exchange: hash(source)], kept as ranges so state grows with gaps;
+//!   [`gap_table`]: their changelog and current tables outside the dataflow.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //!
@@ -40,6 +43,8 @@ pub mod decimal;
 pub mod decode;
 pub mod digest;
 pub mod event;
+pub mod gap_table;
+pub mod gaps;
 pub mod resolve;
 pub mod session;
 pub mod sink;
@@ -53,6 +58,8 @@ pub use aggregate::{Agg, AggRow, Aggregate};
 pub use decimal::{Decimal, Scale};
 pub use decode::{BadRecord, Decoder, FieldNames};
 pub use event::{DeadLetter, Event, Op, Position, Time};
+pub use gap_table::GapTable;
+pub use gaps::{DetectGaps, GapOptions, GapRow, SeqRanges};
 pub use resolve::ResolveIds;
 pub use session::{SessionState, Sessions};
 pub use watermark::{Bounds, LateRecord, Lateness, Marks, SplitLate, StateGauges};

@@ -11,7 +11,7 @@ use amend_operators::time::parse_duration;
 use amend_operators::{Lateness, Scale, WindowSpec};
 
 use crate::UsageError;
-use crate::cli::{AggregateArgs, SnapshotFormatArg};
+use crate::cli::{AggregateArgs, GapsArgs, SnapshotFormatArg};
 use crate::plan::Input;
 
 /// Everything `amend aggregate` needs, validated.
@@ -45,6 +45,19 @@ pub struct AggregateConfig {
     pub snapshot_interval: Duration,
     /// Watermark and allowed lateness.
     pub lateness: Lateness,
+    /// Whether to resolve ids and aggregate (`amend gaps` does not).
+    pub aggregate: bool,
+    /// Gap detection, with `--gaps` or `amend gaps`.
+    pub gaps: Option<GapSettings>,
+}
+
+/// How gaps are detected and reported.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct GapSettings {
+    /// Whether to look for sequence numbers carried by more than one id.
+    pub duplicates: bool,
+    /// A source lags when its last seq is more than this behind the greatest last seq.
+    pub lag_threshold: u64,
 }
 
 impl AggregateConfig {
@@ -139,7 +152,20 @@ impl AggregateConfig {
             poll_interval,
             snapshot_interval,
             lateness,
+            aggregate: true,
+            gaps: args.gaps.then_some(GapSettings {
+                duplicates: !args.gap.no_duplicates,
+                lag_threshold: args.gap.lag_threshold,
+            }),
         })
+    }
+
+    /// Validates the flags of `amend gaps`: the aggregate engine with aggregation off and gap
+    /// detection on.
+    pub fn from_gaps_args(args: &GapsArgs) -> anyhow::Result<AggregateConfig> {
+        let mut config = AggregateConfig::from_args(&args.to_aggregate_args())?;
+        config.aggregate = false;
+        Ok(config)
     }
 
     /// The timely configuration for `--workers`.

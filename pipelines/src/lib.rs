@@ -6,6 +6,8 @@
 //!
 //! - [`aggregate`]: `amend aggregate`, windowed aggregates with a changelog, a snapshot,
 //!   dead letters, digests and a summary.
+//! - [`gaps`]: `amend gaps` runs the [`aggregate`] engine with aggregation off and gap detection on
+//!   (`amend aggregate --gaps` runs both); its outputs are described in `docs/design/0003-gaps.md`.
 //! - `gen`: `amend gen`, deterministic synthetic event histories.
 
 use std::io::Write;
@@ -14,6 +16,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod config;
 pub mod explain;
+pub mod gaps;
 pub mod r#gen;
 mod output;
 pub mod plan;
@@ -37,6 +40,14 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
             }
             let summary = aggregate::run(&config)?;
             writeln!(stdout, "{}", summary.paragraph(&config))?;
+            Ok(())
+        }
+        cli::Command::Gaps(args) => {
+            let config = config::AggregateConfig::from_gaps_args(&args)?;
+            let summary = aggregate::run(&config)?;
+            if let Some(gaps) = &summary.gaps {
+                writeln!(stdout, "{}", gaps.paragraph(&config.out))?;
+            }
             Ok(())
         }
         cli::Command::Gen(args) => {
