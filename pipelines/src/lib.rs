@@ -64,6 +64,13 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 report.corrections_path.display(),
                 report.bad_lines
             )?;
+            if report.dropped_lines > 0 {
+                writeln!(
+                    stdout,
+                    "amend gen: left out {} events whose sequence numbers were consumed (--drop-seq)",
+                    report.dropped_lines
+                )?;
+            }
             Ok(())
         }
     }
