@@ -27,6 +27,8 @@
 //!   change (bounded state).
 //! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
 //!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
+//! - [`estimate`]: estimates for a key's empty windows between observed ones (`--fill`),
+//!   kept apart from the exact table.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //!
@@ -39,6 +41,7 @@ pub mod aggregate;
 pub mod decimal;
 pub mod decode;
 pub mod digest;
+pub mod estimate;
 pub mod event;
 pub mod resolve;
 pub mod session;

@@ -26,14 +26,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
+use amend_operators::estimate::{Estimate, EstimateRow, Estimates, Fill, lattice_step};
 use amend_operators::event::{batch_time, epoch_end, epoch_of, epoch_start, raw_text};
-use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
+use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter, write_estimates};
 use amend_operators::source::{Chunk, Format};
 use amend_operators::time::{Millis, format_millis};
 use amend_operators::watermark::Marks;
 use amend_operators::{
     AggRow, Aggregate, AssignWindows, Bounds, DeadLetter, Decoder, Event, LateRecord, Op, Position,
-    ResolveIds, Sessions, SplitLate, StateGauges, Time, WindowSpec,
+    ResolveIds, Sessions, SplitLate, StateGauges, Time, Window, WindowSpec,
 };
 use anyhow::{Context, anyhow};
 use differential_dataflow::input::{Input, InputSession};
@@ -66,6 +67,8 @@ pub enum Output {
     Id(Op),
     /// A record that came after its windows closed.
     Late(LateRecord),
+    /// An estimated row of an empty window (`--fill`).
+    Estimate(EstimateRow),
 }
 
 /// The input sessions of the aggregate dataflow.
@@ -91,6 +94,7 @@ pub fn build<'scope>(
     scope: Scope<'scope, Time>,
     marks: Marks<'scope>,
     bounds: &Bounds,
+    fill: Option<(Fill, u64)>,
 ) -> (Inputs, VecCollection<'scope, Time, Output>) {
     let (events_in, events) = scope.new_collection::<Event, isize>();
     let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
@@ -108,12 +112,21 @@ pub fn build<'scope>(
             .assign_windows(window)
             .aggregate_within(marks, bounds),
     };
+    let estimates = match (fill, lattice_step(bounds.window)) {
+        (Some((fill, max_windows)), Some(step)) => {
+            Some(rows.clone().estimates(fill, step, max_windows))
+        }
+        _ => None,
+    };
     let mut output = rows
         .map(Output::Row)
         .concat(dead.map(Output::Dead))
         .concat(ids.map(Output::Id));
     if let Some(late) = late {
         output = output.concat(late.map(Output::Late));
+    }
+    if let Some(estimates) = estimates {
+        output = output.concat(estimates.map(Output::Estimate));
     }
     let inputs = Inputs {
         events: events_in,
@@ -134,12 +147,13 @@ pub type MarksInput =
 pub fn build_with_sink(
     scope: Scope<'_, Time>,
     bounds: &Bounds,
+    fill: Option<(Fill, u64)>,
     probe: &ProbeHandle<Time>,
     sink: mpsc::Sender<Captures>,
     marks_in: &mut MarksInput,
 ) -> Inputs {
     let marks = scope.input_from(marks_in).broadcast();
-    let (inputs, output) = build(scope, marks, bounds);
+    let (inputs, output) = build(scope, marks, bounds, fill);
     output.inner.probe_with(probe).capture_into(sink);
     inputs
 }
@@ -231,6 +245,8 @@ pub struct Summary {
     pub state_ids: u64,
     /// Groups (or session records) held in operator state at the end.
     pub state_groups: u64,
+    /// Rows in estimates.jsonl (`--fill`).
+    pub estimates: u64,
 }
 
 impl Summary {
@@ -542,6 +558,8 @@ struct Sink {
     gauges: StateGauges,
     /// Input names by file index.
     sources: BTreeMap<u32, String>,
+    /// Estimated rows (`--fill`).
+    estimates: BTreeMap<(Window, String), Estimate>,
 }
 
 impl Sink {
@@ -574,6 +592,7 @@ impl Sink {
             config: config.clone(),
             gauges,
             sources: BTreeMap::new(),
+            estimates: BTreeMap::new(),
         })
     }
 
@@ -627,6 +646,13 @@ impl Sink {
                 .late
                 .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
             Output::Id(op) => self.ids[op as usize] += diff as i64,
+            Output::Estimate((key, estimate)) => {
+                if diff > 0 {
+                    self.estimates.insert(key, estimate);
+                } else if self.estimates.get(&key) == Some(&estimate) {
+                    self.estimates.remove(&key);
+                }
+            }
         }
         Ok(())
     }
@@ -755,7 +781,18 @@ impl Sink {
             anyhow::Ok(digest.join().expect("digesting does not panic"))
         })?;
         write_json_atomically(&out.join("digests.json"), &digest)?;
+        if let Some((fill, _)) = config.fill {
+            write_atomically(&out.join("estimates.jsonl"), |w| {
+                Ok(write_estimates(
+                    &self.estimates,
+                    fill.name(),
+                    config.scale,
+                    w,
+                )?)
+            })?;
+        }
         let summary = &mut self.summary;
+        summary.estimates = self.estimates.len() as u64;
         summary.workers = config.workers;
         summary.rows = self.table.row_count();
         summary.windows = digest.windows.len() as u64;
@@ -809,7 +846,7 @@ fn run_worker(
     let probe = ProbeHandle::new();
     let mut marks = MarksInput::new();
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-        build_with_sink(scope, bounds, &probe, output_tx, &mut marks)
+        build_with_sink(scope, bounds, config.fill, &probe, output_tx, &mut marks)
     });
     let (index, peers) = (worker.index(), worker.peers());
     let mut decoder = Decoder::new(config.names.clone(), config.scale);
