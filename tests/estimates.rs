@@ -56,7 +56,9 @@ fn expected(model: &Model, table: &Table, fill: &str, step: i64, max: u64) -> St
                 let estimate = match fill {
                     "zero" => [0; 5],
                     "previous" => fa,
-                    _ => std::array::from_fn(|i| fa[i] + mean((fb[i] - fa[i]) * k as i128, n)),
+                    _ => std::array::from_fn(|i| {
+                        mean(fa[i] * n as i128 + (fb[i] - fa[i]) * k as i128, n)
+                    }),
                 };
                 rows.insert(
                     (start, start + (a_end - a_start), key.to_string()),

@@ -87,7 +87,8 @@ impl Estimate {
 /// `a + (b − a)·k/n`, rounded half to even; `None` if it does not fit.
 fn between(a: i128, b: i128, k: u64, n: u64) -> Option<i128> {
     let step = b.checked_sub(a)?.checked_mul(i128::from(k))?;
-    a.checked_add(Decimal::mean(Decimal(step), n)?.0)
+    let scaled = a.checked_mul(i128::from(n))?.checked_add(step)?;
+    Some(Decimal::mean(Decimal(scaled), n)?.0)
 }
 
 /// The estimates of the empty windows between two observed windows `a` and `b` of one key,
@@ -305,7 +306,7 @@ mod tests {
         let rows: BTreeMap<Window, Agg> =
             [(w(0), agg(1, 0, 0, 0)), (w(20), agg(2, 1, 1, 1))].into();
         let linear = estimate_key(Fill::Linear, 10, 100, &rows);
-        // Halfway: count 1.5 → 2, sum 0.5 → 0 (even), min/max 0.5 → 0.
+        // Halfway: count 1.5 → 2 (even), sum, min and max 0.5 → 0 (even).
         assert_eq!(linear.len(), 1);
         assert_eq!(linear[0].1.count, 2);
         assert_eq!(linear[0].1.sum, Decimal(0));
