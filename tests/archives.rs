@@ -49,6 +49,7 @@ fn a_directory_is_its_files_in_name_order_one_epoch_each() {
     ];
     let from_files = aggregate(&dir, &files, "from-files");
     assert_eq!(from_dir["epochs"], 3, "{from_dir}");
+    assert_eq!(from_dir["table_digest"], from_files["table_digest"]);
     assert_eq!(from_dir["records_read"], 6, "{from_dir}");
     assert_eq!(from_dir["records_dead_lettered"], 1, "{from_dir}");
     for file in ["snapshot.jsonl", "changelog.jsonl", "digests.json"] {
