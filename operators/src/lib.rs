@@ -27,6 +27,8 @@
 //!   change (bounded state).
 //! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
 //!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
+//! - [`estimate`]: estimates for a key's empty windows between observed ones (`--fill`),
+//!   kept apart from the exact table.
 //! - [`gaps`]: [`DetectGaps`], per producer the missing sequence-number ranges, duplicated
 //!   numbers and extents [exchange: hash(source)], kept as ranges so state grows with gaps;
 //!   [`gap_table`]: their changelog and current tables outside the dataflow.
@@ -42,6 +44,7 @@ pub mod aggregate;
 pub mod decimal;
 pub mod decode;
 pub mod digest;
+pub mod estimate;
 pub mod event;
 pub mod gap_table;
 pub mod gaps;

@@ -26,15 +26,16 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
+use amend_operators::estimate::{Estimate, EstimateRow, Estimates, Fill, lattice_step};
 use amend_operators::event::{batch_time, epoch_end, epoch_of, epoch_start, raw_text};
 use amend_operators::gaps::GapGauges;
-use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
+use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter, write_estimates};
 use amend_operators::source::{Chunk, Format};
 use amend_operators::time::{Millis, format_millis};
 use amend_operators::watermark::Marks;
 use amend_operators::{
     AggRow, Aggregate, AssignWindows, Bounds, DeadLetter, Decoder, Event, LateRecord, Op, Position,
-    ResolveIds, Sessions, SplitLate, StateGauges, Time, WindowSpec,
+    ResolveIds, Sessions, SplitLate, StateGauges, Time, Window, WindowSpec,
 };
 use amend_operators::{DetectGaps, GapOptions, GapRow, GapTable};
 use anyhow::{Context, anyhow};
@@ -69,6 +70,8 @@ pub enum Output {
     Id(Op),
     /// A record that came after its windows closed.
     Late(LateRecord),
+    /// An estimated row of an empty window (`--fill`).
+    Estimate(EstimateRow),
     /// A change of the gap tables (with `--gaps`, or `amend gaps`).
     Gap(GapRow),
 }
@@ -80,6 +83,8 @@ pub struct Engine {
     pub aggregate: bool,
     /// Whether to detect gaps in the producers' sequence numbers, and how.
     pub gaps: Option<GapOptions>,
+    /// How to estimate empty windows (`--fill`), and the longest run of them to fill.
+    pub fill: Option<(Fill, u64)>,
 }
 
 impl Engine {
@@ -88,6 +93,7 @@ impl Engine {
         Engine {
             aggregate: true,
             gaps: None,
+            fill: None,
         }
     }
 }
@@ -115,8 +121,13 @@ pub fn build<'scope>(
     scope: Scope<'scope, Time>,
     marks: Marks<'scope>,
     bounds: &Bounds,
+    fill: Option<(Fill, u64)>,
 ) -> (Inputs, VecCollection<'scope, Time, Output>) {
-    build_engine(scope, marks, bounds, &Engine::aggregate_only())
+    let engine = Engine {
+        fill,
+        ..Engine::aggregate_only()
+    };
+    build_engine(scope, marks, bounds, &engine)
 }
 
 /// As [`build`], computing what `engine` asks for. Gap detection reads every accepted record,
@@ -154,11 +165,20 @@ pub fn build_engine<'scope>(
             .assign_windows(window)
             .aggregate_within(marks, bounds),
     };
+    let estimates = match (engine.fill, lattice_step(bounds.window)) {
+        (Some((fill, max_windows)), Some(step)) => {
+            Some(rows.clone().estimates(fill, step, max_windows))
+        }
+        _ => None,
+    };
     let mut output = output
         .concat(rows.map(Output::Row))
         .concat(ids.map(Output::Id));
     if let Some(late) = late {
         output = output.concat(late.map(Output::Late));
+    }
+    if let Some(estimates) = estimates {
+        output = output.concat(estimates.map(Output::Estimate));
     }
     (inputs, output)
 }
@@ -175,18 +195,16 @@ pub type MarksInput =
 pub fn build_with_sink(
     scope: Scope<'_, Time>,
     bounds: &Bounds,
+    fill: Option<(Fill, u64)>,
     probe: &ProbeHandle<Time>,
     sink: mpsc::Sender<Captures>,
     marks_in: &mut MarksInput,
 ) -> Inputs {
-    build_engine_with_sink(
-        scope,
-        bounds,
-        &Engine::aggregate_only(),
-        probe,
-        sink,
-        marks_in,
-    )
+    let engine = Engine {
+        fill,
+        ..Engine::aggregate_only()
+    };
+    build_engine_with_sink(scope, bounds, &engine, probe, sink, marks_in)
 }
 
 /// As [`build_with_sink`], computing what `engine` asks for.
@@ -291,6 +309,8 @@ pub struct Summary {
     pub state_ids: u64,
     /// Groups (or session records) held in operator state at the end.
     pub state_groups: u64,
+    /// Rows in estimates.jsonl (`--fill`).
+    pub estimates: u64,
     /// With gap detection: what gaps_summary.json holds.
     #[serde(skip)]
     pub gaps: Option<GapSummary>,
@@ -387,6 +407,7 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
 
     let gap_gauges = GapGauges::default();
     let engine = Engine {
+        fill: config.fill,
         aggregate: config.aggregate,
         gaps: config.gaps.map(|gaps| GapOptions {
             duplicates: gaps.duplicates,
@@ -630,6 +651,8 @@ struct Sink {
     gap_changelog_lines: u64,
     /// Input names by file index.
     sources: BTreeMap<u32, String>,
+    /// Estimated rows (`--fill`).
+    estimates: BTreeMap<(Window, String), Estimate>,
 }
 
 impl Sink {
@@ -669,6 +692,7 @@ impl Sink {
             gap_gauges,
             gap_changelog_lines: 0,
             sources: BTreeMap::new(),
+            estimates: BTreeMap::new(),
         })
     }
 
@@ -722,6 +746,13 @@ impl Sink {
                 .late
                 .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
             Output::Id(op) => self.ids[op as usize] += diff as i64,
+            Output::Estimate((key, estimate)) => {
+                if diff > 0 {
+                    self.estimates.insert(key, estimate);
+                } else if self.estimates.get(&key) == Some(&estimate) {
+                    self.estimates.remove(&key);
+                }
+            }
             Output::Gap(row) => {
                 if let Some(gaps) = &mut self.gaps {
                     gaps.push(row, diff);
@@ -905,7 +936,18 @@ impl Sink {
             anyhow::Ok(digest.join().expect("digesting does not panic"))
         })?;
         write_json_atomically(&out.join("digests.json"), &digest)?;
+        if let Some((fill, _)) = config.fill {
+            write_atomically(&out.join("estimates.jsonl"), |w| {
+                Ok(write_estimates(
+                    &self.estimates,
+                    fill.name(),
+                    config.scale,
+                    w,
+                )?)
+            })?;
+        }
         let summary = &mut self.summary;
+        summary.estimates = self.estimates.len() as u64;
         summary.workers = config.workers;
         summary.rows = self.table.row_count();
         summary.windows = digest.windows.len() as u64;

@@ -155,6 +155,19 @@ pub struct AggregateArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Event time")]
     pub allowed_lateness: Option<String>,
 
+    /// Also write estimates.jsonl: for each key, rows for the empty windows between its first and last observed window, estimated as zero, a copy of the previous window, or linearly interpolated; never part of the snapshot or its digests (tumbling and hop windows).
+    #[arg(long, value_enum, value_name = "HOW", help_heading = "Estimates")]
+    pub fill: Option<FillArg>,
+
+    /// Runs of more than this many empty windows are not estimated.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1440,
+        help_heading = "Estimates"
+    )]
+    pub fill_max_windows: u64,
+
     /// Output directory (created if missing; existing output files are replaced).
     #[arg(
         long,
@@ -345,8 +358,21 @@ impl GapsArgs {
             quiet: self.quiet,
             gaps: true,
             gap: self.gap.clone(),
+            fill: None,
+            fill_max_windows: 1440,
         }
     }
+}
+
+/// `--fill` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FillArg {
+    /// Count 0 and every aggregate 0.
+    Zero,
+    /// The aggregates of the previous observed window.
+    Previous,
+    /// Linear interpolation between the observed windows around.
+    Linear,
 }
 
 /// `--snapshot-format` values.

@@ -20,6 +20,7 @@ fn exchange_of(name: &str) -> Option<&'static str> {
         "ResolveIds" => Some("hash(id)"),
         "Aggregate" => Some("hash(window, key)"),
         "Sessions" => Some("hash(key)"),
+        "Estimates" => Some("hash(key)"),
         _ => None,
     }
 }
@@ -37,6 +38,7 @@ fn role_of(name: &str) -> &'static str {
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
         "Aggregate" => "count, sum, min, max per (window, key), incrementally",
         "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
+        "Estimates" => "--fill: estimated rows for each key's empty windows",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
         "Capture" => "sink: changelog, snapshot, digests, dead letters, late records, epochs",
@@ -54,6 +56,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         lateness: config.lateness,
         state: Default::default(),
     };
+    let fill = config.fill;
     let result = timely::execute_directly(move |worker| {
         let logged: Rc<RefCell<Graph>> = Rc::default();
         let sink = Rc::clone(&logged);
@@ -80,7 +83,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         let (sink, _) = std::sync::mpsc::channel();
         let mut marks = aggregate::MarksInput::new();
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            aggregate::build_with_sink(scope, &bounds, &probe, sink, &mut marks)
+            aggregate::build_with_sink(scope, &bounds, fill, &probe, sink, &mut marks)
         });
         drop(inputs);
         drop(marks);

@@ -1317,15 +1317,24 @@ mod tests {
         let (dropped, same, with_drops) =
             gen_bytes(&parse(&["--events", "5000", "--drop-seq", "0.05"]));
         assert_eq!(report.dropped_lines, 0);
-        assert!((150..350).contains(&with_drops.dropped_lines), "{with_drops:?}");
+        assert!(
+            (150..350).contains(&with_drops.dropped_lines),
+            "{with_drops:?}"
+        );
         assert_eq!(corrections, same);
         let all = lines(&events);
         let kept = lines(&dropped);
-        assert_eq!(all.len() as u64, kept.len() as u64 + with_drops.dropped_lines);
+        assert_eq!(
+            all.len() as u64,
+            kept.len() as u64 + with_drops.dropped_lines
+        );
         // The kept lines are the full file's lines in order, minus the dropped ones.
         let mut rest = all.iter();
         for line in &kept {
-            assert!(rest.any(|l| l == line), "{line} is not in the full file in order");
+            assert!(
+                rest.any(|l| l == line),
+                "{line} is not in the full file in order"
+            );
         }
     }
 
