@@ -48,6 +48,9 @@ enum Line {
 
 type Gaps = BTreeSet<(String, u64, u64)>;
 
+/// The (source, seq, id) of the records of one epoch that have a source and a seq.
+type Sightings = Vec<(String, u64, String)>;
+
 /// What the model says after some epochs.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct State {
@@ -58,7 +61,7 @@ struct State {
 
 /// Renders the lines (replays resolved) and returns each file's text and the records
 /// `(source, seq, id)` of each file.
-fn render(lines: &[Line], cuts: &[usize]) -> (Vec<String>, Vec<Vec<(String, u64, String)>>) {
+fn render(lines: &[Line], cuts: &[usize]) -> (Vec<String>, Vec<Sightings>) {
     let mut texts: Vec<String> = Vec::new();
     let mut sightings: Vec<Option<(String, u64, String)>> = Vec::new();
     for line in lines {
@@ -120,7 +123,7 @@ fn render(lines: &[Line], cuts: &[usize]) -> (Vec<String>, Vec<Vec<(String, u64,
 }
 
 /// The model after the records of `epochs`.
-fn model<'a>(epochs: impl IntoIterator<Item = &'a Vec<(String, u64, String)>>) -> State {
+fn model<'a>(epochs: impl IntoIterator<Item = &'a Sightings>) -> State {
     let mut seen: BTreeMap<String, BTreeMap<u64, BTreeSet<String>>> = BTreeMap::new();
     for (source, seq, id) in epochs.into_iter().flatten() {
         seen.entry(source.clone())
@@ -210,7 +213,7 @@ fn json_lines(path: &Path) -> Vec<Value> {
 }
 
 /// Checks the gap files in `out` against the model of `records` (one entry per epoch).
-fn check(out: &Path, records: &[Vec<(String, u64, String)>], threshold: u64) -> Result<(), String> {
+fn check(out: &Path, records: &[Sightings], threshold: u64) -> Result<(), String> {
     // (a) the changelog replays to the model after every epoch.
     let mut gaps = Gaps::new();
     let mut lines = json_lines(&out.join("gaps_changelog.jsonl"))

@@ -989,6 +989,7 @@ fn next_chunk(worker: &mut Worker, chunks: &mpsc::Receiver<Chunk>) -> Option<Chu
 }
 
 /// One worker: builds the dataflow, reads its share of every epoch, feeds it in batches.
+#[allow(clippy::too_many_arguments)] // each is a distinct channel or setting of the run
 fn run_worker(
     worker: &mut Worker,
     config: &AggregateConfig,
