@@ -29,6 +29,11 @@
 //!   change (bounded state).
 //! - [`session`]: [`Sessions`], session windows and their aggregates per key, in one operator
 //!   [exchange: hash(key)] that replaces `AssignWindows` + `Aggregate` for `session:G`.
+//! - [`estimate`]: estimates for a key's empty windows between observed ones (`--fill`),
+//!   kept apart from the exact table.
+//! - [`gaps`]: [`DetectGaps`], per producer the missing sequence-number ranges, duplicated
+//!   numbers and extents [exchange: hash(source)], kept as ranges so state grows with gaps;
+//!   [`gap_table`]: their changelog and current tables outside the dataflow.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //!
@@ -42,7 +47,10 @@ pub mod audit;
 pub mod decimal;
 pub mod decode;
 pub mod digest;
+pub mod estimate;
 pub mod event;
+pub mod gap_table;
+pub mod gaps;
 pub mod recovered;
 pub mod resolve;
 pub mod session;
@@ -58,6 +66,8 @@ pub use audit::{AuditDecoder, AuditFormat, AuditPattern};
 pub use decimal::{Decimal, Scale};
 pub use decode::{BadRecord, Decoder, FieldNames};
 pub use event::{DeadLetter, Event, Op, Position, Time};
+pub use gap_table::GapTable;
+pub use gaps::{DetectGaps, GapOptions, GapRow, SeqRanges};
 pub use recovered::IdsOnlyInAudit;
 pub use resolve::ResolveIds;
 pub use session::{SessionState, Sessions};

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::aggregate::{Agg, AggRow};
 use crate::decimal::{Decimal, Scale};
 use crate::digest::{TableDigest, WindowDigest, digest_table, digest_windows};
+use crate::estimate::Estimate;
 use crate::event::DeadLetter;
 use crate::time::{Millis, format_millis};
 use crate::window::Window;
@@ -528,6 +529,35 @@ struct RowFields<'w> {
 
 fn csv_error(error: csv::Error) -> SinkError {
     SinkError::Io(io::Error::other(error))
+}
+
+/// Writes estimated rows as JSON lines, in (window, key) order: the snapshot's fields, and
+/// `"estimate"` naming how they were estimated.
+pub fn write_estimates(
+    rows: &BTreeMap<(Window, String), Estimate>,
+    how: &str,
+    scale: Scale,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    for ((window, key), e) in rows {
+        write!(
+            out,
+            "{{\"window_start\":\"{}\",\"window_end\":\"{}\",\"key\":",
+            format_millis(window.start),
+            format_millis(window.end)
+        )?;
+        serde_json::to_writer(&mut *out, key)?;
+        writeln!(
+            out,
+            ",\"estimate\":\"{how}\",\"count\":{},\"sum\":\"{}\",\"min\":\"{}\",\"max\":\"{}\",\"mean\":\"{}\"}}",
+            e.count,
+            e.sum.display(scale),
+            e.min.display(scale),
+            e.max.display(scale),
+            e.mean.display(scale),
+        )?;
+    }
+    Ok(())
 }
 
 /// The dead-letter line form.

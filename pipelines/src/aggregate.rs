@@ -26,16 +26,19 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
+use amend_operators::estimate::{Estimate, EstimateRow, Estimates, Fill, lattice_step};
 use amend_operators::event::{batch_time, epoch_end, epoch_of, epoch_start, raw_text};
-use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter};
+use amend_operators::gaps::GapGauges;
+use amend_operators::sink::{SnapshotFormat, Table, write_dead_letter, write_estimates};
 use amend_operators::source::{Chunk, Format};
 use amend_operators::time::{Millis, format_millis};
 use amend_operators::watermark::Marks;
 use amend_operators::{
     AggRow, Aggregate, AssignWindows, AuditDecoder, Bounds, DeadLetter, Decoder, Event,
     IdsOnlyInAudit, LateRecord, Op, Position, ResolveIds, Sessions, SplitLate, StateGauges, Time,
-    WindowSpec,
+    Window, WindowSpec,
 };
+use amend_operators::{DetectGaps, GapOptions, GapRow, GapTable};
 use anyhow::{Context, anyhow};
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::{AsCollection, VecCollection};
@@ -51,7 +54,8 @@ use timely::dataflow::operators::{Input as TimelyInput, Probe};
 use timely::progress::frontier::MutableAntichain;
 use timely::worker::Worker;
 
-use crate::config::AggregateConfig;
+use crate::config::{AggregateConfig, GapSettings};
+use crate::gaps::GapSummary;
 use crate::output::{write_atomically, write_json_atomically};
 use crate::plan::Planner;
 use crate::progress::Progress;
@@ -67,8 +71,37 @@ pub enum Output {
     Id(Op),
     /// A record that came after its windows closed.
     Late(LateRecord),
+    /// An estimated row of an empty window (`--fill`).
+    Estimate(EstimateRow),
+    /// A change of the gap tables (with `--gaps`, or `amend gaps`).
+    Gap(GapRow),
     /// An id all of whose records came from audit logs (built only when audit logs are read).
     OnlyInAudit,
+}
+
+/// Which outputs one run's dataflow computes.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    /// Whether to resolve ids and aggregate windows (off for `amend gaps`).
+    pub aggregate: bool,
+    /// Whether to detect gaps in the producers' sequence numbers, and how.
+    pub gaps: Option<GapOptions>,
+    /// How to estimate empty windows (`--fill`), and the longest run of them to fill.
+    pub fill: Option<(Fill, u64)>,
+    /// Whether to count the ids only audit logs had (`--audit-log`): it keeps every id.
+    pub ids_only_in_audit: bool,
+}
+
+impl Engine {
+    /// Aggregation only: what `amend aggregate` computes without `--gaps`.
+    pub fn aggregate_only() -> Engine {
+        Engine {
+            aggregate: true,
+            gaps: None,
+            fill: None,
+            ids_only_in_audit: false,
+        }
+    }
 }
 
 /// The input sessions of the aggregate dataflow.
@@ -94,12 +127,40 @@ pub fn build<'scope>(
     scope: Scope<'scope, Time>,
     marks: Marks<'scope>,
     bounds: &Bounds,
-    audit_logs: bool,
+    fill: Option<(Fill, u64)>,
+) -> (Inputs, VecCollection<'scope, Time, Output>) {
+    let engine = Engine {
+        fill,
+        ..Engine::aggregate_only()
+    };
+    build_engine(scope, marks, bounds, &engine)
+}
+
+/// As [`build`], computing what `engine` asks for. Gap detection reads every accepted record,
+/// before late records are split off and before id resolution.
+pub fn build_engine<'scope>(
+    scope: Scope<'scope, Time>,
+    marks: Marks<'scope>,
+    bounds: &Bounds,
+    engine: &Engine,
 ) -> (Inputs, VecCollection<'scope, Time, Output>) {
     let (events_in, events) = scope.new_collection::<Event, isize>();
     let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
+    let inputs = Inputs {
+        events: events_in,
+        dead: dead_in,
+    };
+    let mut output = dead.map(Output::Dead);
+    if let Some(options) = &engine.gaps {
+        output = output.concat(events.clone().detect_gaps(options).map(Output::Gap));
+    }
+    if !engine.aggregate {
+        return (inputs, output);
+    }
     // Every accepted record, late ones too, says where its id was seen.
-    let only_in_audit = audit_logs.then(|| events.clone().ids_only_in_audit());
+    let only_in_audit = engine
+        .ids_only_in_audit
+        .then(|| events.clone().ids_only_in_audit());
     let (events, late) = if bounds.lateness.is_bounded() {
         let (on_time, late) = events.split_late(marks.clone(), bounds);
         (on_time, Some(late))
@@ -114,20 +175,24 @@ pub fn build<'scope>(
             .assign_windows(window)
             .aggregate_within(marks, bounds),
     };
-    let mut output = rows
-        .map(Output::Row)
-        .concat(dead.map(Output::Dead))
+    let estimates = match (engine.fill, lattice_step(bounds.window)) {
+        (Some((fill, max_windows)), Some(step)) => {
+            Some(rows.clone().estimates(fill, step, max_windows))
+        }
+        _ => None,
+    };
+    let mut output = output
+        .concat(rows.map(Output::Row))
         .concat(ids.map(Output::Id));
     if let Some(late) = late {
         output = output.concat(late.map(Output::Late));
     }
+    if let Some(estimates) = estimates {
+        output = output.concat(estimates.map(Output::Estimate));
+    }
     if let Some(ids) = only_in_audit {
         output = output.concat(ids.map(|()| Output::OnlyInAudit));
     }
-    let inputs = Inputs {
-        events: events_in,
-        dead: dead_in,
-    };
     (inputs, output)
 }
 
@@ -143,13 +208,29 @@ pub type MarksInput =
 pub fn build_with_sink(
     scope: Scope<'_, Time>,
     bounds: &Bounds,
+    fill: Option<(Fill, u64)>,
     probe: &ProbeHandle<Time>,
     sink: mpsc::Sender<Captures>,
     marks_in: &mut MarksInput,
-    audit_logs: bool,
+) -> Inputs {
+    let engine = Engine {
+        fill,
+        ..Engine::aggregate_only()
+    };
+    build_engine_with_sink(scope, bounds, &engine, probe, sink, marks_in)
+}
+
+/// As [`build_with_sink`], computing what `engine` asks for.
+pub fn build_engine_with_sink(
+    scope: Scope<'_, Time>,
+    bounds: &Bounds,
+    engine: &Engine,
+    probe: &ProbeHandle<Time>,
+    sink: mpsc::Sender<Captures>,
+    marks_in: &mut MarksInput,
 ) -> Inputs {
     let marks = scope.input_from(marks_in).broadcast();
-    let (inputs, output) = build(scope, marks, bounds, audit_logs);
+    let (inputs, output) = build_engine(scope, marks, bounds, engine);
     output.inner.probe_with(probe).capture_into(sink);
     inputs
 }
@@ -253,6 +334,11 @@ pub struct Summary {
     pub state_ids: u64,
     /// Groups (or session records) held in operator state at the end.
     pub state_groups: u64,
+    /// Rows in estimates.jsonl (`--fill`).
+    pub estimates: u64,
+    /// With gap detection: what gaps_summary.json holds.
+    #[serde(skip)]
+    pub gaps: Option<GapSummary>,
 }
 
 impl Summary {
@@ -361,6 +447,17 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
         state: gauges.clone(),
     };
 
+    let gap_gauges = GapGauges::default();
+    let engine = Engine {
+        fill: config.fill,
+        aggregate: config.aggregate,
+        ids_only_in_audit: config.recovery.has_audit_logs(),
+        gaps: config.gaps.map(|gaps| GapOptions {
+            duplicates: gaps.duplicates,
+            gauges: gap_gauges.clone(),
+        }),
+    };
+
     let poll = config.poll_interval;
     let planner_stop = Arc::clone(&stop);
     let planner_thread = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -409,6 +506,7 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
                 worker,
                 &worker_config,
                 &bounds,
+                &engine,
                 chunks,
                 output_tx.clone(),
                 stats_tx.clone(),
@@ -427,7 +525,7 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     })
     .map_err(|e| anyhow!("cannot start timely workers: {e}"))?;
 
-    let mut sink = Sink::new(config, gauges)?;
+    let mut sink = Sink::new(config, gauges, gap_gauges)?;
     let mut progress = Progress::new(config.progress);
     let mut next_snapshot = Instant::now() + config.snapshot_interval;
     let result = (|| -> anyhow::Result<()> {
@@ -473,12 +571,13 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     sink.write_state(config, started)
 }
 
-/// The files written epoch by epoch.
+/// The files written epoch by epoch; those of aggregation only when it runs.
 struct OutputFiles {
-    changelog: BufWriter<File>,
+    changelog: Option<BufWriter<File>>,
     dead_letters: BufWriter<File>,
-    late: BufWriter<File>,
+    late: Option<BufWriter<File>>,
     epochs: BufWriter<File>,
+    gaps: Option<BufWriter<File>>,
 }
 
 impl OutputFiles {
@@ -489,24 +588,34 @@ impl OutputFiles {
                 File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
             Ok(BufWriter::with_capacity(1 << 20, file))
         };
+        let aggregate = config.aggregate;
         Ok(OutputFiles {
-            changelog: create("changelog.jsonl")?,
+            changelog: aggregate.then(|| create("changelog.jsonl")).transpose()?,
             dead_letters: create("dead_letter.jsonl")?,
-            late: create("late.jsonl")?,
+            late: aggregate.then(|| create("late.jsonl")).transpose()?,
             epochs: create("epochs.jsonl")?,
+            gaps: config
+                .gaps
+                .map(|_| create("gaps_changelog.jsonl"))
+                .transpose()?,
         })
     }
 
     /// Flushes every file, the epoch index last: a reader that sees an epoch there sees all
     /// of its output.
     fn flush(&mut self) -> anyhow::Result<()> {
-        self.changelog
-            .flush()
-            .context("cannot write changelog.jsonl")?;
+        if let Some(changelog) = &mut self.changelog {
+            changelog.flush().context("cannot write changelog.jsonl")?;
+        }
+        if let Some(gaps) = &mut self.gaps {
+            gaps.flush().context("cannot write gaps_changelog.jsonl")?;
+        }
         self.dead_letters
             .flush()
             .context("cannot write dead_letter.jsonl")?;
-        self.late.flush().context("cannot write late.jsonl")?;
+        if let Some(late) = &mut self.late {
+            late.flush().context("cannot write late.jsonl")?;
+        }
         self.epochs.flush().context("cannot write epochs.jsonl")
     }
 }
@@ -581,12 +690,22 @@ struct Sink {
     latencies: Vec<f64>,
     config: AggregateConfig,
     gauges: StateGauges,
+    /// The gap tables, with `--gaps` or `amend gaps`.
+    gaps: Option<GapTable>,
+    gap_gauges: GapGauges,
+    gap_changelog_lines: u64,
     /// Input names by file index.
     sources: BTreeMap<u32, String>,
+    /// Estimated rows (`--fill`).
+    estimates: BTreeMap<(Window, String), Estimate>,
 }
 
 impl Sink {
-    fn new(config: &AggregateConfig, gauges: StateGauges) -> anyhow::Result<Self> {
+    fn new(
+        config: &AggregateConfig,
+        gauges: StateGauges,
+        gap_gauges: GapGauges,
+    ) -> anyhow::Result<Self> {
         let mut frontier = MutableAntichain::new();
         // Each worker's capture starts out able to produce any time.
         frontier.update_iter([(0, config.workers as i64)]);
@@ -615,7 +734,11 @@ impl Sink {
             latencies: Vec::new(),
             config: config.clone(),
             gauges,
+            gaps: config.gaps.map(|_| GapTable::new()),
+            gap_gauges,
+            gap_changelog_lines: 0,
             sources: BTreeMap::new(),
+            estimates: BTreeMap::new(),
         })
     }
 
@@ -670,6 +793,18 @@ impl Sink {
                 .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
             Output::Id(op) => self.ids[op as usize] += diff as i64,
             Output::OnlyInAudit => self.only_in_audit += diff as i64,
+            Output::Estimate((key, estimate)) => {
+                if diff > 0 {
+                    self.estimates.insert(key, estimate);
+                } else if self.estimates.get(&key) == Some(&estimate) {
+                    self.estimates.remove(&key);
+                }
+            }
+            Output::Gap(row) => {
+                if let Some(gaps) = &mut self.gaps {
+                    gaps.push(row, diff);
+                }
+            }
         }
         Ok(())
     }
@@ -698,7 +833,14 @@ impl Sink {
         let stats = self.stats.remove(&epoch).unwrap_or_default();
         let lateness = self.config.lateness;
         let watermark = lateness.watermark(self.max_ts);
-        self.summary.changelog_lines += self.table.close_epoch(epoch, &mut files.changelog)? as u64;
+        if let Some(changelog) = &mut files.changelog {
+            self.summary.changelog_lines += self.table.close_epoch(epoch, changelog)? as u64;
+            changelog.flush().context("cannot write changelog.jsonl")?;
+        }
+        if let (Some(gaps), Some(out)) = (&mut self.gaps, &mut files.gaps) {
+            self.gap_changelog_lines += gaps.close_epoch(epoch, out)?;
+            out.flush().context("cannot write gaps_changelog.jsonl")?;
+        }
         let mut dead = std::mem::take(&mut self.dead);
         dead.sort();
         for letter in &dead {
@@ -707,22 +849,20 @@ impl Sink {
         }
         let mut late = std::mem::take(&mut self.late);
         late.sort_by_key(|l| l.event.position);
-        for record in &late {
-            self.write_late(record, &mut files.late)?;
+        if let Some(out) = &mut files.late {
+            for record in &late {
+                self.write_late(record, out)?;
+            }
+            out.flush().context("cannot write late.jsonl")?;
         }
         // Windows that closed at this epoch's start can no longer change.
         if let Some(horizon) = lateness.horizon(self.max_ts) {
             self.table.close_windows(horizon)?;
         }
         files
-            .changelog
-            .flush()
-            .context("cannot write changelog.jsonl")?;
-        files
             .dead_letters
             .flush()
             .context("cannot write dead_letter.jsonl")?;
-        files.late.flush().context("cannot write late.jsonl")?;
         let flushed_at = SystemTime::now();
         let latency_ms = flushed_at
             .duration_since(planned.read_at)
@@ -762,6 +902,47 @@ impl Sink {
         Ok(())
     }
 
+    /// Writes gaps.jsonl, duplicates.jsonl and gaps_summary.json, each atomically, and keeps
+    /// the gap summary in the run's summary.
+    fn write_gaps(
+        &mut self,
+        config: &AggregateConfig,
+        settings: GapSettings,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        let Some(gaps) = &self.gaps else {
+            return Ok(());
+        };
+        let out = &config.out;
+        write_atomically(&out.join("gaps.jsonl"), |w| Ok(gaps.write_gaps(w)?))?;
+        write_atomically(&out.join("duplicates.jsonl"), |w| {
+            Ok(gaps.write_duplicates(w)?)
+        })?;
+        let elapsed_seconds = started.elapsed().as_secs_f64();
+        let (state_ranges, state_seqs) = self.gap_gauges.read();
+        let summary = GapSummary {
+            records_read: self.summary.records_read,
+            records_accepted: self.summary.records_accepted,
+            records_dead_lettered: self.summary.records_dead_lettered,
+            records_skipped: self.summary.records_skipped,
+            audit_lines_skipped: self.summary.audit_lines_skipped,
+            epochs: self.summary.epochs,
+            elapsed_seconds,
+            records_per_second: self.summary.records_read as f64 / elapsed_seconds.max(1e-9),
+            workers: config.workers,
+            totals: gaps.totals(),
+            gap_changelog_lines: self.gap_changelog_lines,
+            duplicates_detected: settings.duplicates,
+            lag_threshold: settings.lag_threshold,
+            lagging: gaps.lagging(settings.lag_threshold),
+            state_ranges,
+            state_seqs,
+        };
+        write_json_atomically(&out.join("gaps_summary.json"), &summary)?;
+        self.summary.gaps = Some(summary);
+        Ok(())
+    }
+
     fn write_late(&self, record: &LateRecord, out: &mut impl Write) -> anyhow::Result<()> {
         let event = &record.event;
         let line = LateOut {
@@ -790,6 +971,12 @@ impl Sink {
         started: Instant,
     ) -> anyhow::Result<Summary> {
         let out = &config.out;
+        if let Some(settings) = config.gaps {
+            self.write_gaps(config, settings, started)?;
+        }
+        if !config.aggregate {
+            return Ok(self.summary.clone());
+        }
         self.table.flush_closed()?;
         let table = &self.table;
         // The digest and the snapshot read the same table: compute them side by side.
@@ -801,7 +988,18 @@ impl Sink {
             anyhow::Ok(digest.join().expect("digesting does not panic"))
         })?;
         write_json_atomically(&out.join("digests.json"), &digest)?;
+        if let Some((fill, _)) = config.fill {
+            write_atomically(&out.join("estimates.jsonl"), |w| {
+                Ok(write_estimates(
+                    &self.estimates,
+                    fill.name(),
+                    config.scale,
+                    w,
+                )?)
+            })?;
+        }
         let summary = &mut self.summary;
+        summary.estimates = self.estimates.len() as u64;
         summary.workers = config.workers;
         summary.rows = self.table.row_count();
         summary.windows = digest.windows.len() as u64;
@@ -843,10 +1041,12 @@ fn next_chunk(worker: &mut Worker, chunks: &mpsc::Receiver<Chunk>) -> Option<Chu
 }
 
 /// One worker: builds the dataflow, reads its share of every epoch, feeds it in batches.
+#[allow(clippy::too_many_arguments)] // each is a distinct channel or setting of the run
 fn run_worker(
     worker: &mut Worker,
     config: &AggregateConfig,
     bounds: &Bounds,
+    engine: &Engine,
     chunks: mpsc::Receiver<Chunk>,
     output_tx: mpsc::Sender<Captures>,
     stats_tx: mpsc::Sender<ReadStats>,
@@ -855,8 +1055,7 @@ fn run_worker(
     let probe = ProbeHandle::new();
     let mut marks = MarksInput::new();
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-        let audit_logs = config.recovery.has_audit_logs();
-        build_with_sink(scope, bounds, &probe, output_tx, &mut marks, audit_logs)
+        build_engine_with_sink(scope, bounds, engine, &probe, output_tx, &mut marks)
     });
     let (index, peers) = (worker.index(), worker.peers());
     let mut decoder = Decoder::new(config.names.clone(), config.scale);

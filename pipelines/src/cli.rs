@@ -32,6 +32,18 @@ pub enum Command {
     ///
     /// Example: amend aggregate --input events.jsonl --corrections fixes.jsonl --window tumbling:1m --out out/
     Aggregate(AggregateArgs),
+    /// Detect gaps in the producers' sequence numbers: missing ranges, duplicates, lagging sources.
+    ///
+    /// Reads the --input files, then the --corrections files, one epoch per file, like
+    /// `amend aggregate`. Every accepted record with a `source` and a `seq` (replays,
+    /// corrections and deletes included) says its producer used that number. Writes into --out:
+    /// gaps.jsonl (per source, the runs of numbers missing between the first and last seen),
+    /// gaps_changelog.jsonl (per epoch, the gaps that appeared or were filled), duplicates.jsonl
+    /// (numbers carried by more than one id), gaps_summary.json (totals and lagging sources),
+    /// dead_letter.jsonl and epochs.jsonl.
+    ///
+    /// Example: amend gaps --input events.jsonl --corrections fixes.jsonl --out gaps/
+    Gaps(GapsArgs),
     /// Generate a deterministic synthetic event history: events.jsonl and corrections.jsonl.
     ///
     /// Events come in producer order with a share of late events, exact replays and bad lines;
@@ -143,6 +155,19 @@ pub struct AggregateArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Event time")]
     pub allowed_lateness: Option<String>,
 
+    /// Also write estimates.jsonl: for each key, rows for the empty windows between its first and last observed window, estimated as zero, a copy of the previous window, or linearly interpolated; never part of the snapshot or its digests (tumbling and hop windows).
+    #[arg(long, value_enum, value_name = "HOW", help_heading = "Estimates")]
+    pub fill: Option<FillArg>,
+
+    /// Runs of more than this many empty windows are not estimated.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1440,
+        help_heading = "Estimates"
+    )]
+    pub fill_max_windows: u64,
+
     /// Output directory (created if missing; existing output files are replaced).
     #[arg(
         long,
@@ -177,9 +202,186 @@ pub struct AggregateArgs {
     #[arg(long, short, help_heading = "Runtime")]
     pub quiet: bool,
 
+    /// Also detect gaps in the producers' sequence numbers, as `amend gaps` does, writing its files beside the aggregates.
+    #[arg(long, help_heading = "Gaps")]
+    pub gaps: bool,
+
+    /// Gap detection settings.
+    #[command(flatten)]
+    pub gap: GapFlags,
+
     /// Replay slices and audit-log recovery.
     #[command(flatten)]
     pub recovery: RecoveryArgs,
+}
+
+/// Settings of gap detection, for `amend gaps` and `amend aggregate --gaps`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GapFlags {
+    /// A source is lagging when its last seq is more than N behind the greatest last seq of all sources.
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Gaps")]
+    pub lag_threshold: u64,
+
+    /// Do not look for sequence numbers carried by more than one id: gap state then grows with the number of gaps only, not with the number of distinct sequence numbers.
+    #[arg(long, help_heading = "Gaps")]
+    pub no_duplicates: bool,
+}
+
+/// Flags of `amend gaps`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GapsArgs {
+    /// Event files, read in the order given, one epoch each (.jsonl, .ndjson, .json or .csv, optionally .gz); a directory gives its files in name order; `-` reads JSON Lines from standard input.
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true, help_heading = "Input")]
+    pub input: Vec<PathBuf>,
+
+    /// Correction files (or directories), read after all --input files, one epoch each.
+    #[arg(long, value_name = "FILE", num_args = 1.., help_heading = "Input")]
+    pub corrections: Vec<PathBuf>,
+
+    /// Name of the id field.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "id",
+        help_heading = "Input"
+    )]
+    pub id_field: String,
+
+    /// Name of the group-key field (records must still be valid records).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "key",
+        help_heading = "Input"
+    )]
+    pub key_field: String,
+
+    /// Name of the event-time field.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "ts",
+        help_heading = "Input"
+    )]
+    pub time_field: String,
+
+    /// Name of the value field.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "value",
+        help_heading = "Input"
+    )]
+    pub value_field: String,
+
+    /// Fractional digits of exact decimal values (0 to 18); a value with more significant digits is a bad record.
+    #[arg(
+        long,
+        value_name = "DIGITS",
+        default_value_t = 6,
+        help_heading = "Input"
+    )]
+    pub scale: u32,
+
+    /// Lines longer than this many bytes are bad records.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, help_heading = "Input")]
+    pub max_line_bytes: u64,
+
+    /// Keep running and follow the inputs, as `amend aggregate --follow`: a recovered event appended later removes its gap.
+    #[arg(long, help_heading = "Live")]
+    pub follow: bool,
+
+    /// How often followed files and directories are checked for new data.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5ms",
+        help_heading = "Live"
+    )]
+    pub poll_interval: String,
+
+    /// With --follow, how often gaps.jsonl, duplicates.jsonl and gaps_summary.json are rewritten (always at exit).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Live"
+    )]
+    pub snapshot_interval: String,
+
+    /// Output directory (created if missing; existing output files are replaced).
+    #[arg(long, value_name = "DIR", required = true, help_heading = "Output")]
+    pub out: PathBuf,
+
+    /// Gap detection settings.
+    #[command(flatten)]
+    pub gap: GapFlags,
+
+    /// Timely worker threads; each reads its own byte range of every file.
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Runtime")]
+    pub workers: usize,
+
+    /// Records each worker feeds the dataflow at a time within an epoch (bounds memory; does not change any output).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        help_heading = "Runtime"
+    )]
+    pub batch_records: u64,
+
+    /// No progress line, even on a terminal.
+    #[arg(long, short, help_heading = "Runtime")]
+    pub quiet: bool,
+
+    /// Replay slices and audit-log recovery.
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
+}
+
+impl GapsArgs {
+    /// The same run as `amend aggregate` flags (with a window that is never used), so both
+    /// commands are validated and run by one engine.
+    pub fn to_aggregate_args(&self) -> AggregateArgs {
+        AggregateArgs {
+            input: self.input.clone(),
+            corrections: self.corrections.clone(),
+            id_field: self.id_field.clone(),
+            key_field: self.key_field.clone(),
+            time_field: self.time_field.clone(),
+            value_field: self.value_field.clone(),
+            scale: self.scale,
+            max_line_bytes: self.max_line_bytes,
+            window: "tumbling:1ms".into(),
+            follow: self.follow,
+            poll_interval: self.poll_interval.clone(),
+            snapshot_interval: self.snapshot_interval.clone(),
+            max_out_of_orderness: "0ms".into(),
+            allowed_lateness: None,
+            out: Some(self.out.clone()),
+            snapshot_format: SnapshotFormatArg::Jsonl,
+            workers: self.workers,
+            batch_records: self.batch_records,
+            explain: false,
+            quiet: self.quiet,
+            gaps: true,
+            gap: self.gap.clone(),
+            fill: None,
+            fill_max_windows: 1440,
+            recovery: self.recovery.clone(),
+        }
+    }
+}
+
+/// `--fill` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FillArg {
+    /// Count 0 and every aggregate 0.
+    Zero,
+    /// The aggregates of the previous observed window.
+    Previous,
+    /// Linear interpolation between the observed windows around.
+    Linear,
 }
 
 /// Flags every pipeline shares to reprocess a slice of its input and to recover missed events

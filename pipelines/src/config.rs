@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use amend_operators::decode::FieldNames;
+use amend_operators::estimate::Fill;
 use amend_operators::sink::SnapshotFormat;
 use amend_operators::source::InputFile;
 use amend_operators::time::parse_duration;
 use amend_operators::{Lateness, Scale, WindowSpec};
 
 use crate::UsageError;
-use crate::cli::{AggregateArgs, SnapshotFormatArg};
+use crate::cli::{AggregateArgs, FillArg, GapsArgs, SnapshotFormatArg};
 use crate::plan::Input;
 use crate::recovery::Recovery;
 
@@ -46,8 +47,23 @@ pub struct AggregateConfig {
     pub snapshot_interval: Duration,
     /// Watermark and allowed lateness.
     pub lateness: Lateness,
+    /// How to estimate empty windows (`--fill`), and the longest run of them to fill.
+    pub fill: Option<(Fill, u64)>,
+    /// Whether to resolve ids and aggregate (`amend gaps` does not).
+    pub aggregate: bool,
+    /// Gap detection, with `--gaps` or `amend gaps`.
+    pub gaps: Option<GapSettings>,
     /// Replay slices and audit logs.
     pub recovery: Recovery,
+}
+
+/// How gaps are detected and reported.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct GapSettings {
+    /// Whether to look for sequence numbers carried by more than one id.
+    pub duplicates: bool,
+    /// A source lags when its last seq is more than this behind the greatest last seq.
+    pub lag_threshold: u64,
 }
 
 impl AggregateConfig {
@@ -111,6 +127,13 @@ impl AggregateConfig {
             &args.snapshot_interval,
             false,
         )?);
+        if args.fill.is_some() && matches!(window, WindowSpec::Session { .. }) {
+            return Err(usage(
+                "--fill estimates empty windows between a key's observed ones; session windows \
+                 have no such lattice: use tumbling or hop windows"
+                    .into(),
+            ));
+        }
         let mut inputs = Vec::new();
         // The graph that --explain prints does not depend on the inputs: they are not opened.
         let paths = args.input.iter().chain(&args.corrections);
@@ -138,12 +161,33 @@ impl AggregateConfig {
             max_line_bytes,
             batch_records: args.batch_records,
             progress: !args.quiet,
+            fill: args.fill.map(|fill| {
+                let fill = match fill {
+                    FillArg::Zero => Fill::Zero,
+                    FillArg::Previous => Fill::Previous,
+                    FillArg::Linear => Fill::Linear,
+                };
+                (fill, args.fill_max_windows)
+            }),
             follow: args.follow,
             poll_interval,
             snapshot_interval,
             lateness,
+            aggregate: true,
+            gaps: args.gaps.then_some(GapSettings {
+                duplicates: !args.gap.no_duplicates,
+                lag_threshold: args.gap.lag_threshold,
+            }),
             recovery: Recovery::from_args(&args.recovery, !args.explain)?,
         })
+    }
+
+    /// Validates the flags of `amend gaps`: the aggregate engine with aggregation off and gap
+    /// detection on.
+    pub fn from_gaps_args(args: &GapsArgs) -> anyhow::Result<AggregateConfig> {
+        let mut config = AggregateConfig::from_args(&args.to_aggregate_args())?;
+        config.aggregate = false;
+        Ok(config)
     }
 
     /// The timely configuration for `--workers`.

@@ -21,6 +21,7 @@ fn exchange_of(name: &str) -> Option<&'static str> {
         "Aggregate" => Some("hash(window, key)"),
         "Sessions" => Some("hash(key)"),
         "Arrange: IdsOnlyInAudit" => Some("hash(id)"),
+        "Estimates" => Some("hash(key)"),
         _ => None,
     }
 }
@@ -41,6 +42,7 @@ fn role_of(name: &str) -> &'static str {
         "Arrange: IdsOnlyInAudit" => "with --audit-log: (id, from an audit log?) per id",
         "IdsOnlyInAudit" => "ids whose every record came from an audit log",
         "AsCollection" => "ids only in audit logs, as a collection",
+        "Estimates" => "--fill: estimated rows for each key's empty windows",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
         "Capture" => "sink: changelog, snapshot, digests, dead letters, late records, epochs",
@@ -59,6 +61,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         lateness: config.lateness,
         state: Default::default(),
     };
+    let fill = config.fill;
     let result = timely::execute_directly(move |worker| {
         let logged: Rc<RefCell<Graph>> = Rc::default();
         let sink = Rc::clone(&logged);
@@ -85,7 +88,12 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         let (sink, _) = std::sync::mpsc::channel();
         let mut marks = aggregate::MarksInput::new();
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            aggregate::build_with_sink(scope, &bounds, &probe, sink, &mut marks, audit_logs)
+            let engine = aggregate::Engine {
+                fill,
+                ids_only_in_audit: audit_logs,
+                ..aggregate::Engine::aggregate_only()
+            };
+            aggregate::build_engine_with_sink(scope, &bounds, &engine, &probe, sink, &mut marks)
         });
         drop(inputs);
         drop(marks);

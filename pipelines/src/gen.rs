@@ -94,6 +94,9 @@ pub struct GenArgs {
     /// Fraction of lines, in both files, that are bad records.
     #[arg(long, default_value_t = 0.001)]
     pub bad: f64,
+    /// Fraction of fresh events left out of the events file (not with --out -) while their sequence numbers stay consumed: deliberate gaps for `amend gaps` (a left-out line may still come back as a later replay, as a recovered event).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub drop_seq: f64,
 }
 
 /// What was written.
@@ -107,6 +110,8 @@ pub struct GenReport {
     pub correction_lines: u64,
     /// Bad lines in both files together.
     pub bad_lines: u64,
+    /// Fresh events left out with `--drop-seq` (their sequence numbers consumed).
+    pub dropped_lines: u64,
 }
 
 /// Name of the events file written into `--out`.
@@ -186,6 +191,7 @@ pub fn generate(
         event_lines,
         correction_lines,
         bad_lines: g.bad_lines,
+        dropped_lines: g.dropped_lines,
     })
 }
 
@@ -204,6 +210,7 @@ pub fn stream(args: &GenArgs, out: &mut impl Write) -> anyhow::Result<GenReport>
         event_lines,
         correction_lines,
         bad_lines: g.bad_lines,
+        dropped_lines: g.dropped_lines,
     })
 }
 
@@ -223,6 +230,7 @@ struct Params {
     stale: f64,
     deletes: f64,
     bad: f64,
+    drop_seq: Prob,
 }
 
 impl Params {
@@ -245,6 +253,7 @@ impl Params {
             ("--stale", a.stale),
             ("--deletes", a.deletes),
             ("--bad", a.bad),
+            ("--drop-seq", a.drop_seq),
         ] {
             ensure!(
                 (0.0..=1.0).contains(&p),
@@ -282,6 +291,7 @@ impl Params {
             stale: a.stale,
             deletes: a.deletes,
             bad: a.bad,
+            drop_seq: Prob::new(a.drop_seq),
         })
     }
 }
@@ -698,6 +708,9 @@ struct Generator<'p> {
     /// In a stream, the slot the next new id overwrites.
     next_slot: usize,
     bad_lines: u64,
+    /// With `--drop-seq`: its own random stream, so that every other line stays as without it.
+    drops: Option<Random>,
+    dropped_lines: u64,
 }
 
 impl<'p> Generator<'p> {
@@ -714,6 +727,9 @@ impl<'p> Generator<'p> {
             position: None,
             next_slot: 0,
             bad_lines: 0,
+            drops: (p.drop_seq.0 > 0)
+                .then(|| Random(ChaCha8Rng::seed_from_u64(seed ^ 0x6761_7073))),
+            dropped_lines: 0,
         }
     }
 
@@ -888,7 +904,12 @@ impl<'p> Generator<'p> {
                 E_REPLAY => out.push(&history.pick(&mut self.rng).line)?,
                 _ => {
                     let rec = self.fresh(position, jitter);
-                    out.push(&self.line)?;
+                    let p = self.p.drop_seq;
+                    if self.drops.as_mut().is_some_and(|r| r.chance(p)) {
+                        self.dropped_lines += 1;
+                    } else {
+                        out.push(&self.line)?;
+                    }
                     history.add(&mut self.rng, &self.line, rec.id);
                     // Selection sampling: exactly `targets` of the fresh events, uniformly.
                     if targets > 0 && self.rng.below(fresh - j) < targets {
@@ -1288,6 +1309,33 @@ mod tests {
         let (mut e, mut c) = (Vec::new(), Vec::new());
         let report = generate(args, &mut e, &mut c).expect("generate");
         (e, c, report)
+    }
+
+    #[test]
+    fn drop_seq_leaves_out_lines_and_keeps_the_rest_identical() {
+        let (events, corrections, report) = gen_bytes(&parse(&["--events", "5000"]));
+        let (dropped, same, with_drops) =
+            gen_bytes(&parse(&["--events", "5000", "--drop-seq", "0.05"]));
+        assert_eq!(report.dropped_lines, 0);
+        assert!(
+            (150..350).contains(&with_drops.dropped_lines),
+            "{with_drops:?}"
+        );
+        assert_eq!(corrections, same);
+        let all = lines(&events);
+        let kept = lines(&dropped);
+        assert_eq!(
+            all.len() as u64,
+            kept.len() as u64 + with_drops.dropped_lines
+        );
+        // The kept lines are the full file's lines in order, minus the dropped ones.
+        let mut rest = all.iter();
+        for line in &kept {
+            assert!(
+                rest.any(|l| l == line),
+                "{line} is not in the full file in order"
+            );
+        }
     }
 
     fn lines(bytes: &[u8]) -> Vec<&str> {

@@ -6,6 +6,8 @@
 //!
 //! - [`aggregate`]: `amend aggregate`, windowed aggregates with a changelog, a snapshot,
 //!   dead letters, digests and a summary.
+//! - [`gaps`]: `amend gaps` runs the [`aggregate`] engine with aggregation off and gap detection on
+//!   (`amend aggregate --gaps` runs both); its outputs are described in `docs/design/0003-gaps.md`.
 //! - `gen`: `amend gen`, deterministic synthetic event histories.
 
 use std::io::Write;
@@ -14,6 +16,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod config;
 pub mod explain;
+pub mod gaps;
 pub mod r#gen;
 mod output;
 pub mod plan;
@@ -40,6 +43,14 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
             writeln!(stdout, "{}", summary.paragraph(&config))?;
             Ok(())
         }
+        cli::Command::Gaps(args) => {
+            let config = config::AggregateConfig::from_gaps_args(&args)?;
+            let summary = aggregate::run(&config)?;
+            if let Some(gaps) = &summary.gaps {
+                writeln!(stdout, "{}", gaps.paragraph(&config.out))?;
+            }
+            Ok(())
+        }
         cli::Command::Gen(args) => {
             let report = r#gen::run(&args)?;
             if args.to_stdout() {
@@ -54,6 +65,13 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 report.corrections_path.display(),
                 report.bad_lines
             )?;
+            if report.dropped_lines > 0 {
+                writeln!(
+                    stdout,
+                    "amend gen: left out {} events whose sequence numbers were consumed (--drop-seq)",
+                    report.dropped_lines
+                )?;
+            }
             Ok(())
         }
     }
