@@ -525,3 +525,43 @@ fn bad_recovery_flags_are_usage_errors_before_anything_runs() {
     run.expect_code(1);
     assert!(run.stderr.contains("missing.log"), "{run}");
 }
+
+#[test]
+fn gaps_takes_the_same_flags_and_recovered_events_fill_gaps() {
+    let dir = TestDir::new();
+    let line = |id: &str, seq: u64| {
+        format!(
+            "{{\"id\":\"{id}\",\"key\":\"k\",\"ts\":{},\"value\":1,\"source\":\"till-1\",\"seq\":{seq}}}\n",
+            seq * 1000
+        )
+    };
+    dir.create(
+        "events.jsonl",
+        [line("a", 1), line("b", 2), line("d", 4), line("f", 6)].concat(),
+    );
+    dir.create(
+        "till.log",
+        "boot\n\
+         sale id=c seq=3 ts=3000 value=1 key=k source=till-1\n\
+         sale id=e seq=5 ts=5000 value=1 key=k source=till-1\n",
+    );
+    let pattern = r"^sale id=(?P<id>\S+) seq=(?P<seq>\d+) ts=(?P<ts>\d+) value=(?P<value>\S+) key=(?P<key>\S+) source=(?P<source>\S+)$";
+    let gaps = |out: &str, extra: &[&str]| -> Value {
+        let mut args = vec!["gaps", "--input", "events.jsonl", "--quiet", "--out", out];
+        args.extend_from_slice(extra);
+        dir.run(&args).expect_success();
+        serde_json::from_str(&dir.read(format!("{out}/gaps_summary.json"))).unwrap()
+    };
+    let plain = gaps("plain", &[]);
+    assert_eq!((count(&plain, "gaps"), count(&plain, "missing")), (2, 2));
+    let recovered = gaps(
+        "recovered",
+        &["--audit-log", "till.log", "--audit-pattern", pattern],
+    );
+    assert_eq!(count(&recovered, "gaps"), 0, "{recovered}");
+    assert_eq!(count(&recovered, "audit_lines_skipped"), 1);
+    // A time slice that leaves out seq 4 and later: one record skipped per line after it.
+    let sliced = gaps("sliced", &["--to-time", "4000"]);
+    assert_eq!(count(&sliced, "records_skipped"), 2, "{sliced}");
+    assert_eq!(count(&sliced, "gaps"), 0, "{sliced}");
+}

@@ -1058,8 +1058,10 @@ fn run_worker(
         build_engine_with_sink(scope, bounds, engine, &probe, output_tx, &mut marks)
     });
     let (index, peers) = (worker.index(), worker.peers());
-    let mut decoder = Decoder::new(config.names.clone(), config.scale);
-    let mut audit = config.recovery.audit_decoder(&config.names, config.scale);
+    let mut decoders = Decoders {
+        input: Decoder::new(config.names.clone(), config.scale),
+        audit: config.recovery.audit_decoder(&config.names, config.scale),
+    };
     let mut max_ts: Option<Millis> = None;
     while let Some(chunk) = next_chunk(worker, &chunks) {
         // The marks of this epoch's start were sent when the last epoch ended; past them, the
@@ -1086,8 +1088,7 @@ fn run_worker(
                 start,
                 end,
                 config,
-                &mut decoder,
-                &mut audit,
+                &mut decoders,
                 &mut feeder,
                 records_read,
             )
@@ -1163,18 +1164,27 @@ impl Feeder<'_> {
     }
 }
 
+/// One worker's decoders: for the input files, and for audit logs if there are any.
+struct Decoders {
+    input: Decoder,
+    audit: Option<AuditDecoder>,
+}
+
 /// Reads the lines of `chunk` starting in `[start, end)` and feeds them.
 fn read_range(
     chunk: &Chunk,
     start: u64,
     end: u64,
     config: &AggregateConfig,
-    decoder: &mut Decoder,
-    audit: &mut Option<AuditDecoder>,
+    decoders: &mut Decoders,
     feeder: &mut Feeder<'_>,
     records_read: &AtomicU64,
 ) -> std::io::Result<()> {
     let recovery = &config.recovery;
+    let Decoders {
+        input: decoder,
+        audit,
+    } = decoders;
     let max = config.max_line_bytes;
     let file = &chunk.file;
     let mut lines = chunk.lines(start, end, max)?;
