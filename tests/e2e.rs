@@ -300,6 +300,14 @@ fn help_exits_0_and_mentions_every_flag() {
         "--explain",
         "--quiet",
         "--help",
+        "--from-time",
+        "--to-time",
+        "--from-offset",
+        "--to-offset",
+        "--audit-log",
+        "--audit-pattern",
+        "--audit-format",
+        "--audit-path",
     ] {
         assert!(
             aggregate.stdout.contains(flag),
