@@ -97,6 +97,9 @@ pub struct GenArgs {
     /// Fraction of fresh events left out of the events file (not with --out -) while their sequence numbers stay consumed: deliberate gaps for `amend gaps` (a left-out line may still come back as a later replay, as a recovered event).
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
     pub drop_seq: f64,
+    /// With --drop-seq, also write audit.log: a producer's text log in which this fraction of the left-out events appear (with 1% of the kept ones, and unrelated lines), to recover them with `amend aggregate --audit-log`.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    pub audit_coverage: f64,
 }
 
 /// What was written.
@@ -112,12 +115,18 @@ pub struct GenReport {
     pub bad_lines: u64,
     /// Fresh events left out with `--drop-seq` (their sequence numbers consumed).
     pub dropped_lines: u64,
+    /// With `--drop-seq`: the audit log's path and its event lines (left-out and kept).
+    pub audit: Option<(PathBuf, u64)>,
 }
 
 /// Name of the events file written into `--out`.
 const EVENTS_FILE: &str = "events.jsonl";
 /// Name of the corrections file written into `--out`.
 const CORRECTIONS_FILE: &str = "corrections.jsonl";
+/// Name of the audit log written into `--out` with `--drop-seq`.
+const AUDIT_FILE: &str = "audit.log";
+/// The `--audit-pattern` that reads [`AUDIT_FILE`]'s event lines.
+pub const AUDIT_PATTERN: &str = r"producer=(?P<source>\S+) seq=(?P<seq>\d+) accepted id=(?P<id>\S+) key=(?P<key>\S+) ts=(?P<ts>\S+) value=(?P<value>\S+)";
 /// Share of the corrections file that are late events for ids never seen before.
 const NEW_ID_FRACTION: f64 = 0.02;
 /// Recent lines kept as replay candidates.
@@ -160,10 +169,21 @@ pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     };
     let mut events = create(&events_path)?;
     let mut corrections = create(&corrections_path)?;
-    let report = generate(args, &mut events, &mut corrections)?;
+    let (report, audit) = generate_with_audit(args, &mut events, &mut corrections)?;
+    let audit = match audit {
+        Some(lines) => {
+            let path = args.out.join(AUDIT_FILE);
+            let count = lines.iter().filter(|l| l.contains(" accepted id=")).count() as u64;
+            std::fs::write(&path, lines.concat())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some((path, count))
+        }
+        None => None,
+    };
     Ok(GenReport {
         events_path,
         corrections_path,
+        audit,
         ..report
     })
 }
@@ -175,6 +195,15 @@ pub fn generate(
     events: &mut impl Write,
     corrections: &mut impl Write,
 ) -> anyhow::Result<GenReport> {
+    Ok(generate_with_audit(args, events, corrections)?.0)
+}
+
+/// [`generate`], and with `--drop-seq` the lines of the audit log.
+fn generate_with_audit(
+    args: &GenArgs,
+    events: &mut impl Write,
+    corrections: &mut impl Write,
+) -> anyhow::Result<(GenReport, Option<Vec<String>>)> {
     let params = Params::new(args)?;
     let mut g = Generator::new(&params, args.seed);
     let mut sink = Sink::new(events);
@@ -185,14 +214,16 @@ pub fn generate(
     g.corrections_file(&mut sink)
         .context("writing the corrections file")?;
     let correction_lines = sink.finish().context("writing the corrections file")?;
-    Ok(GenReport {
+    let report = GenReport {
         events_path: PathBuf::new(),
         corrections_path: PathBuf::new(),
         event_lines,
         correction_lines,
         bad_lines: g.bad_lines,
         dropped_lines: g.dropped_lines,
-    })
+        audit: None,
+    };
+    Ok((report, g.audit.take().map(|(_, lines)| lines)))
 }
 
 /// Writes the events and corrections lines interleaved into `out`, as one stream, in bounded
@@ -211,6 +242,7 @@ pub fn stream(args: &GenArgs, out: &mut impl Write) -> anyhow::Result<GenReport>
         correction_lines,
         bad_lines: g.bad_lines,
         dropped_lines: g.dropped_lines,
+        audit: None,
     })
 }
 
@@ -231,6 +263,7 @@ struct Params {
     deletes: f64,
     bad: f64,
     drop_seq: Prob,
+    audit_coverage: Prob,
 }
 
 impl Params {
@@ -254,6 +287,7 @@ impl Params {
             ("--deletes", a.deletes),
             ("--bad", a.bad),
             ("--drop-seq", a.drop_seq),
+            ("--audit-coverage", a.audit_coverage),
         ] {
             ensure!(
                 (0.0..=1.0).contains(&p),
@@ -292,6 +326,7 @@ impl Params {
             deletes: a.deletes,
             bad: a.bad,
             drop_seq: Prob::new(a.drop_seq),
+            audit_coverage: Prob::new(a.audit_coverage),
         })
     }
 }
@@ -711,6 +746,8 @@ struct Generator<'p> {
     /// With `--drop-seq`: its own random stream, so that every other line stays as without it.
     drops: Option<Random>,
     dropped_lines: u64,
+    /// With `--drop-seq`: the audit log's lines, and their own random stream.
+    audit: Option<(Random, Vec<String>)>,
 }
 
 impl<'p> Generator<'p> {
@@ -730,6 +767,12 @@ impl<'p> Generator<'p> {
             drops: (p.drop_seq.0 > 0)
                 .then(|| Random(ChaCha8Rng::seed_from_u64(seed ^ 0x6761_7073))),
             dropped_lines: 0,
+            audit: (p.drop_seq.0 > 0).then(|| {
+                (
+                    Random(ChaCha8Rng::seed_from_u64(seed ^ 0x6175_6469)),
+                    Vec::new(),
+                )
+            }),
         }
     }
 
@@ -907,8 +950,10 @@ impl<'p> Generator<'p> {
                     let p = self.p.drop_seq;
                     if self.drops.as_mut().is_some_and(|r| r.chance(p)) {
                         self.dropped_lines += 1;
+                        self.audit_line(self.p.audit_coverage);
                     } else {
                         out.push(&self.line)?;
+                        self.audit_line(Prob::new(0.01));
                     }
                     history.add(&mut self.rng, &self.line, rec.id);
                     // Selection sampling: exactly `targets` of the fresh events, uniformly.
@@ -921,6 +966,36 @@ impl<'p> Generator<'p> {
             }
         }
         Ok(())
+    }
+
+    /// With `--drop-seq`: with probability `p`, the event in the line buffer as an audit-log
+    /// line, sometimes after an unrelated one. Uses the audit log's own random stream.
+    fn audit_line(&mut self, p: Prob) {
+        let Some((rng, audit)) = self.audit.as_mut() else {
+            return;
+        };
+        if rng.chance(Prob::new(0.02)) {
+            audit.push("2026-11-26T00:00:00.000Z INFO heartbeat ok\n".to_string());
+        }
+        if !rng.chance(p) {
+            return;
+        }
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(&self.line) else {
+            return;
+        };
+        let field = |name: &str| match &event[name] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        audit.push(format!(
+            "2026-11-26T00:00:00.000Z INFO producer={} seq={} accepted id={} key={} ts={} value={}\n",
+            field("source"),
+            field("seq"),
+            field("id"),
+            field("key"),
+            field("ts"),
+            field("value"),
+        ));
     }
 
     /// A fresh event of a new id near the stream position `position` (behind it if late),

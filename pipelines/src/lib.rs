@@ -72,6 +72,14 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
                     report.dropped_lines
                 )?;
             }
+            if let Some((path, events)) = &report.audit {
+                writeln!(
+                    stdout,
+                    "amend gen: wrote {events} event lines to the audit log {} (read it with --audit-pattern '{}')",
+                    path.display(),
+                    r#gen::AUDIT_PATTERN
+                )?;
+            }
             Ok(())
         }
     }
