@@ -565,3 +565,115 @@ fn gaps_takes_the_same_flags_and_recovered_events_fill_gaps() {
     assert_eq!(count(&sliced, "records_skipped"), 2, "{sliced}");
     assert_eq!(count(&sliced, "gaps"), 0, "{sliced}");
 }
+
+/// The fields of a line of `amend gen`'s audit log (`producer=p07 seq=5 accepted id=...`), as
+/// a JSON Lines record, or `None` for its other lines.
+fn gen_audit_record(line: &str) -> Option<(String, String)> {
+    let fields: std::collections::BTreeMap<&str, &str> = line
+        .split(' ')
+        .filter_map(|word| word.split_once('='))
+        .collect();
+    let get = |name: &str| fields.get(name).copied();
+    let (id, key, ts, value) = (get("id")?, get("key")?, get("ts")?, get("value")?);
+    let (source, seq) = (get("producer")?, get("seq")?);
+    Some((
+        id.to_owned(),
+        format!(
+            "{{\"id\":{id:?},\"key\":{key:?},\"ts\":{ts:?},\"value\":{value},\"source\":{source:?},\"seq\":{seq}}}\n"
+        ),
+    ))
+}
+
+#[test]
+fn a_generated_history_with_gaps_recovers_from_its_audit_log() {
+    let dir = TestDir::new();
+    let run = dir.run(&[
+        "gen",
+        "--out",
+        "data",
+        "--events",
+        "5000",
+        "--keys",
+        "20",
+        "--seed",
+        "11",
+        "--drop-seq",
+        "0.05",
+        "--audit-coverage",
+        "0.5",
+    ]);
+    run.expect_success();
+    // The pattern gen prints for its log.
+    let pattern = run
+        .stdout
+        .split("--audit-pattern '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("gen names the pattern");
+    let log = dir.read("data/audit.log");
+    let (mut recovered, mut log_ids) = (String::new(), BTreeSet::new());
+    for line in log.lines() {
+        if let Some((id, record)) = gen_audit_record(line) {
+            recovered.push_str(&record);
+            log_ids.insert(id);
+        }
+    }
+    dir.create("recovered.jsonl", &recovered);
+    let mut main_ids = BTreeSet::new();
+    for file in ["data/events.jsonl", "data/corrections.jsonl"] {
+        for line in lines(&dir.read(file), &BTreeSet::new()) {
+            if let Some(rec) = line.rec {
+                main_ids.insert(rec.id);
+            }
+        }
+    }
+    let base = [
+        "--input",
+        "data/events.jsonl",
+        "--corrections",
+        "data/corrections.jsonl",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--audit-log", "data/audit.log", "--audit-pattern", pattern]);
+    args.extend(["--workers", "2"]);
+    let with_log = aggregate(&dir, "with_log", &args);
+    let mut args = base.to_vec();
+    args.push("recovered.jsonl");
+    let recompute = aggregate(&dir, "recompute", &args);
+    let without = aggregate(&dir, "without", &base);
+    assert_eq!(
+        count(&with_log, "records_dead_lettered"),
+        count(&recompute, "records_dead_lettered")
+    );
+    assert_same_table(&dir, "recompute", "with_log");
+    assert_ne!(
+        without["table_digest"], with_log["table_digest"],
+        "the log recovers nothing"
+    );
+    let only_in_log = log_ids.difference(&main_ids).count() as u64;
+    assert!(only_in_log > 20, "{only_in_log}");
+    assert_eq!(count(&with_log, "ids_only_in_audit"), only_in_log);
+    let other_lines = log
+        .lines()
+        .filter(|l| gen_audit_record(l).is_none())
+        .count() as u64;
+    assert_eq!(count(&with_log, "audit_lines_skipped"), other_lines);
+    // The gaps the log covers close; the rest stay.
+    let gaps = |out: &str, extra: &[&str]| -> u64 {
+        let mut args = vec!["gaps", "--quiet", "--out", out];
+        args.extend_from_slice(&base);
+        args.extend_from_slice(extra);
+        dir.run(&args).expect_success();
+        let summary: Value =
+            serde_json::from_str(&dir.read(format!("{out}/gaps_summary.json"))).unwrap();
+        count(&summary, "missing")
+    };
+    let (before, after) = (
+        gaps("gaps_before", &[]),
+        gaps(
+            "gaps_after",
+            &["--audit-log", "data/audit.log", "--audit-pattern", pattern],
+        ),
+    );
+    assert!(0 < after && after < before, "missing {before} -> {after}");
+}
