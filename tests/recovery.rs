@@ -676,4 +676,59 @@ fn a_generated_history_with_gaps_recovers_from_its_audit_log() {
         ),
     );
     assert!(0 < after && after < before, "missing {before} -> {after}");
+
+    // The gaps left are exactly the sequence numbers neither the input nor the log holds: every
+    // accepted record with a source and a seq counts, bad lines do not.
+    let mut seen: std::collections::BTreeMap<String, BTreeSet<u64>> = Default::default();
+    let mut note = |line: &str| {
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        if let (Some(source), Some(seq)) = (record["source"].as_str(), record["seq"].as_u64()) {
+            seen.entry(source.to_owned()).or_default().insert(seq);
+        }
+    };
+    let dead: BTreeSet<(String, u64)> = dir
+        .read("gaps_after/dead_letter.jsonl")
+        .lines()
+        .map(|l| {
+            let d: Value = serde_json::from_str(l).unwrap();
+            (
+                d["source"].as_str().unwrap().to_owned(),
+                d["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for file in ["data/events.jsonl", "data/corrections.jsonl"] {
+        let mut offset = 0u64;
+        for line in dir.read(file).split_inclusive('\n') {
+            if !dead.contains(&(file.to_owned(), offset)) {
+                note(line.trim_end());
+            }
+            offset += line.len() as u64;
+        }
+    }
+    for line in recovered.lines() {
+        note(line);
+    }
+    let mut expected = String::new();
+    for (source, seqs) in &seen {
+        let mut seqs = seqs.iter().copied().peekable();
+        while let Some(seq) = seqs.next() {
+            if let Some(&next) = seqs.peek()
+                && next > seq + 1
+            {
+                let (from, to) = (seq + 1, next - 1);
+                expected += &format!(
+                    "{{\"source\":{source:?},\"from\":{from},\"to\":{to},\"count\":{}}}\n",
+                    to - from + 1
+                );
+            }
+        }
+    }
+    assert!(
+        !expected.is_empty(),
+        "the log covers every gap: nothing left to check"
+    );
+    assert_eq!(dir.read("gaps_after/gaps.jsonl"), expected);
 }
