@@ -22,6 +22,7 @@ fn exchange_of(name: &str) -> Option<&'static str> {
         "Sessions" => Some("hash(key)"),
         "Arrange: IdsOnlyInAudit" => Some("hash(id)"),
         "Estimates" => Some("hash(key)"),
+        "DetectGaps" => Some("hash(source)"),
         _ => None,
     }
 }
@@ -40,6 +41,7 @@ fn role_of(name: &str) -> &'static str {
         "Aggregate" => "count, sum, min, max per (window, key), incrementally",
         "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
         "Arrange: IdsOnlyInAudit" => "with --audit-log: (id, from an audit log?) per id",
+        "DetectGaps" => "--gaps: missing sequence ranges, duplicates and extents per source",
         "IdsOnlyInAudit" => "ids whose every record came from an audit log",
         "AsCollection" => "ids only in audit logs, as a collection",
         "Estimates" => "--fill: estimated rows for each key's empty windows",
@@ -62,6 +64,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         state: Default::default(),
     };
     let fill = config.fill;
+    let (aggregate_on, gaps) = (config.aggregate, config.gaps);
     let result = timely::execute_directly(move |worker| {
         let logged: Rc<RefCell<Graph>> = Rc::default();
         let sink = Rc::clone(&logged);
@@ -88,10 +91,15 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         let (sink, _) = std::sync::mpsc::channel();
         let mut marks = aggregate::MarksInput::new();
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
+            // The engine a run builds from the same flags.
             let engine = aggregate::Engine {
                 fill,
+                aggregate: aggregate_on,
                 ids_only_in_audit: audit_logs,
-                ..aggregate::Engine::aggregate_only()
+                gaps: gaps.map(|gaps| amend_operators::GapOptions {
+                    duplicates: gaps.duplicates,
+                    gauges: Default::default(),
+                }),
             };
             aggregate::build_engine_with_sink(scope, &bounds, &engine, &probe, sink, &mut marks)
         });
