@@ -36,6 +36,8 @@
 //!   [`gap_table`]: their changelog and current tables outside the dataflow.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
+//! - [`snapshot`]: snapshot files read back (JSON Lines or CSV, amend's or a foreign
+//!   export's), to digest and compare results made elsewhere.
 //!
 //! The dataflow time is an internal batch number ([`event::Time`]); each epoch of the input
 //! owns a range of them, so the dataflow can work through a large epoch in bounded batches
@@ -55,6 +57,7 @@ pub mod recovered;
 pub mod resolve;
 pub mod session;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
 mod stash;
 pub mod time;
