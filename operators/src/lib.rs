@@ -34,7 +34,8 @@
 //! - [`gaps`]: [`DetectGaps`], per producer the missing sequence-number ranges, duplicated
 //!   numbers and extents [exchange: hash(source)], kept as ranges so state grows with gaps;
 //!   [`gap_table`]: their changelog and current tables outside the dataflow.
-//! - [`digest`]: SHA-256 table and window digests (SPEC section 7).
+//! - [`digest`]: SHA-256 table and window digests (SPEC section 7); [`compare`]: which
+//!   windows of two digested tables differ.
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //! - [`snapshot`]: snapshot files read back (JSON Lines or CSV, amend's or a foreign
 //!   export's), to digest and compare results made elsewhere.
@@ -46,6 +47,7 @@
 
 pub mod aggregate;
 pub mod audit;
+pub mod compare;
 pub mod decimal;
 pub mod decode;
 pub mod digest;
