@@ -9,6 +9,8 @@
 //! - [`gaps`]: `amend gaps` runs the [`aggregate`] engine with aggregation off and gap detection on
 //!   (`amend aggregate --gaps` runs both); its outputs are described in `docs/design/0003-gaps.md`.
 //! - `gen`: `amend gen`, deterministic synthetic event histories.
+//! - [`verify`]: `amend digest` and `amend verify`, digests of snapshot files and two results
+//!   compared.
 
 use std::io::Write;
 
@@ -22,17 +24,39 @@ mod output;
 pub mod plan;
 mod progress;
 pub mod recovery;
+pub mod verify;
 
 /// A usage error: a flag value that cannot be used. Exits with code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// What a command that answers with its exit code found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (for `amend verify`: the results are equal). Exits 0.
+    Done,
+    /// `amend verify` found the results different. Exits 1.
+    Different,
+}
+
 /// Runs one command. Output to stdout goes through `writeln!`, so a closed pipe is an error
 /// the caller can recognise rather than a panic.
-pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
+        cli::Command::Verify(args) => Ok(match verify::run_verify(&args, &mut stdout)? {
+            true => Outcome::Done,
+            false => Outcome::Different,
+        }),
+        command => run_command(command, &mut stdout).map(|()| Outcome::Done),
+    }
+}
+
+fn run_command(command: cli::Command, stdout: &mut impl Write) -> anyhow::Result<()> {
+    match command {
+        cli::Command::Digest(args) => verify::run_digest(&args, stdout),
+        cli::Command::Verify(_) => unreachable!("`run` answers verify with its outcome"),
         cli::Command::Aggregate(args) => {
             let config = config::AggregateConfig::from_args(&args)?;
             if args.explain {
@@ -98,9 +122,12 @@ pub fn one_line(error: &anyhow::Error) -> String {
     text.replace('\n', " ")
 }
 
-/// The exit code for an error: 2 for usage errors, 1 otherwise.
+/// The exit code for an error: 2 for usage errors and for any error of `amend verify` (whose
+/// 1 means "different"), 1 otherwise.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<UsageError>().is_some() {
+    if error.downcast_ref::<UsageError>().is_some()
+        || error.downcast_ref::<verify::VerifyError>().is_some()
+    {
         2
     } else {
         1

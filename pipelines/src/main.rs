@@ -1,7 +1,9 @@
 //! The `amend` command line.
 //!
-//! Exit codes: 0 success; 1 the run failed (unreadable input, unwritable output); 2 bad usage
-//! (an unknown flag or a bad flag value). A closed stdout (a broken pipe) exits 0.
+//! Exit codes: 0 success; 1 the run failed (unreadable input, unwritable output, a bad row in
+//! the snapshot `amend digest` reads); 2 bad usage (an unknown flag or a bad flag value).
+//! `amend verify` exits 0 when the results are equal, 1 when they differ, 2 on any error.
+//! A closed stdout (a broken pipe) exits 0.
 
 use std::process::ExitCode;
 
@@ -26,7 +28,8 @@ fn main() -> ExitCode {
         }
     };
     match amend::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(amend::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(amend::Outcome::Different) => ExitCode::from(1),
         Err(error) => {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
