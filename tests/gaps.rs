@@ -179,7 +179,7 @@ fn run_in_process(args: &[String]) -> Result<(), String> {
     let config = match cli.command {
         amend::cli::Command::Gaps(args) => amend::config::AggregateConfig::from_gaps_args(&args),
         amend::cli::Command::Aggregate(args) => amend::config::AggregateConfig::from_args(&args),
-        amend::cli::Command::Gen(_) => unreachable!(),
+        _ => unreachable!("only pipelines run in process"),
     }
     .map_err(|e| e.to_string())?;
     amend::aggregate::run(&config).map_err(|e| format!("{e:#}"))?;
