@@ -9,7 +9,7 @@
 //!
 //! Decimals are written canonically as JSON strings; times as RFC 3339 UTC with milliseconds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 
@@ -87,6 +87,13 @@ pub struct Table {
     empty_before: bool,
     /// Rows of closed windows, moved out of memory.
     closed: Option<Closed>,
+    /// The digest of each window held in memory, as of the last closed epoch.
+    window_digests: BTreeMap<Window, WindowDigest>,
+    /// Windows changed in the open epoch (unless the table was empty when it began: then
+    /// every window is new).
+    dirty: BTreeSet<Window>,
+    /// Whether the open epoch has changed the table yet.
+    changed: bool,
 }
 
 /// Rows of windows that can no longer change, kept in a file in the snapshot's format, with
@@ -111,6 +118,9 @@ impl Table {
             before: BTreeMap::new(),
             empty_before: true,
             closed: None,
+            window_digests: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            changed: false,
         }
     }
 
@@ -175,9 +185,11 @@ impl Table {
             &mut closed.file,
             false,
         )?;
-        closed
-            .windows
-            .extend(digest_table(&done, self.scale).windows);
+        let digests = digest_table(&done, self.scale).windows;
+        for digest in &digests {
+            self.window_digests.remove(&window_of(digest));
+        }
+        closed.windows.extend(digests);
         closed.rows += done.len() as u64;
         closed.last = last;
         self.empty_before = self.rows.is_empty();
@@ -194,6 +206,10 @@ impl Table {
             key: key.to_owned(),
         };
         let entry = (window, key);
+        self.changed = true;
+        if !self.empty_before {
+            self.dirty.insert(window);
+        }
         match diff {
             -1 => {
                 if self.rows.get(&entry) != Some(&agg) {
@@ -254,8 +270,39 @@ impl Table {
             )?;
             retractions.len() + insertions.len()
         };
+        self.refresh_digests();
         self.empty_before = self.rows.is_empty();
+        self.changed = false;
         Ok(lines)
+    }
+
+    /// Whether changes of the open epoch have been applied: then the rows are not those of
+    /// an epoch boundary, and no snapshot should be written from them.
+    pub fn has_open_changes(&self) -> bool {
+        self.changed
+    }
+
+    /// Re-hashes the windows the open epoch changed (all of them if the table was empty when
+    /// it began), and nothing else.
+    fn refresh_digests(&mut self) {
+        if self.empty_before {
+            self.window_digests = digest_table(&self.rows, self.scale)
+                .windows
+                .into_iter()
+                .map(|digest| (window_of(&digest), digest))
+                .collect();
+            return;
+        }
+        for window in std::mem::take(&mut self.dirty) {
+            let rows = self
+                .rows
+                .range((window, String::new())..)
+                .take_while(|((w, _), _)| *w == window);
+            match digest_table(rows, self.scale).windows.pop() {
+                Some(digest) => self.window_digests.insert(window, digest),
+                None => self.window_digests.remove(&window),
+            };
+        }
     }
 
     /// Applies one whole epoch's changes and writes them as changelog lines to `out`.
@@ -316,15 +363,28 @@ impl Table {
         Ok(())
     }
 
-    /// The table's digests.
+    /// The table's digests, as of the last closed epoch: closed windows' digests, then those
+    /// kept up to date window by window as epochs close (no re-hashing here).
     pub fn digest(&self) -> TableDigest {
-        let open = digest_table(&self.rows, self.scale);
-        match &self.closed {
-            Some(closed) if !closed.windows.is_empty() => {
-                digest_windows(closed.windows.iter().cloned().chain(open.windows).collect())
-            }
-            _ => open,
-        }
+        let closed = self.closed.iter().flat_map(|c| c.windows.iter().cloned());
+        let digest = digest_windows(
+            closed
+                .chain(self.window_digests.values().cloned())
+                .collect(),
+        );
+        debug_assert!(
+            self.closed.is_some() || self.changed || digest == digest_table(&self.rows, self.scale),
+            "incremental window digests differ from a recompute"
+        );
+        digest
+    }
+}
+
+/// The window a digest is of.
+fn window_of(digest: &WindowDigest) -> Window {
+    Window {
+        start: digest.start,
+        end: digest.end,
     }
 }
 
@@ -606,6 +666,32 @@ mod tests {
                 max: Decimal(sum),
             },
         )
+    }
+
+    #[test]
+    fn window_digests_follow_the_changes_of_each_epoch() {
+        let mut table = Table::new(Scale::new(2).unwrap());
+        let mut out = Vec::new();
+        let epoch0 = vec![
+            (row(0, "a", 1, 5), 1),
+            (row(0, "b", 1, 7), 1),
+            (row(60_000, "a", 1, 9), 1),
+        ];
+        table.apply_epoch(0, epoch0, &mut out).unwrap();
+        assert_eq!(table.digest(), digest_table(table.rows(), table.scale));
+        let before = table.digest();
+        // Epoch 1 changes only the second window; the first window's digest stays.
+        let epoch1 = vec![(row(60_000, "a", 1, 9), -1), (row(60_000, "a", 2, 10), 1)];
+        table.apply_epoch(1, epoch1, &mut out).unwrap();
+        let after = table.digest();
+        assert_eq!(after, digest_table(table.rows(), table.scale));
+        assert_eq!(after.windows[0], before.windows[0]);
+        assert_ne!(after.windows[1], before.windows[1]);
+        // Epoch 2 empties the first window: its digest goes.
+        let epoch2 = vec![(row(0, "a", 1, 5), -1), (row(0, "b", 1, 7), -1)];
+        table.apply_epoch(2, epoch2, &mut out).unwrap();
+        assert_eq!(table.digest().windows.len(), 1);
+        assert_eq!(table.digest(), digest_table(table.rows(), table.scale));
     }
 
     #[test]

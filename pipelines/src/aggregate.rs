@@ -546,8 +546,11 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
             if disconnected {
                 break;
             }
-            sink.release(&mut files, false)?;
-            if config.follow && Instant::now() >= next_snapshot {
+            // While following, the state files are rewritten between two epochs, every
+            // --snapshot-interval: a snapshot never holds part of an epoch.
+            let periodic = config.follow.then_some((&mut next_snapshot, started));
+            sink.release(&mut files, false, periodic)?;
+            if config.follow && Instant::now() >= next_snapshot && !sink.table.has_open_changes() {
                 sink.write_state(config, started)?;
                 next_snapshot = Instant::now() + config.snapshot_interval;
             }
@@ -566,7 +569,7 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
         .join()
         .map_err(|_| anyhow!("internal error: the planner panicked"))??;
     sink.learn(&planned_rx, &stats_rx);
-    sink.release(&mut files, true)?;
+    sink.release(&mut files, true, None)?;
     files.flush()?;
     sink.write_state(config, started)
 }
@@ -810,19 +813,40 @@ impl Sink {
     }
 
     /// Writes out every planned epoch that no worker can still add to (all if `all`).
-    fn release(&mut self, files: &mut OutputFiles, all: bool) -> anyhow::Result<()> {
+    /// With `periodic` (the next due time and the run's start), also rewrites snapshot,
+    /// digests and summary after an epoch once they are due, before any output of the next
+    /// epoch is applied.
+    fn release(
+        &mut self,
+        files: &mut OutputFiles,
+        all: bool,
+        mut periodic: Option<(&mut Instant, Instant)>,
+    ) -> anyhow::Result<()> {
         while self.planned.contains_key(&self.open)
             && (all || !self.frontier.less_than(&epoch_start(self.open + 1)))
         {
             self.write_epoch(files)?;
+            self.count_ids();
+            if let Some((next, started)) = periodic.as_mut()
+                && Instant::now() >= **next
+            {
+                let config = self.config.clone();
+                self.write_state(&config, *started)?;
+                **next = Instant::now() + config.snapshot_interval;
+            }
             for (output, diff) in self.early.remove(&self.open).unwrap_or_default() {
                 self.take(self.open, output, diff)?;
             }
         }
+        self.count_ids();
+        Ok(())
+    }
+
+    /// Brings the summary's id counts up to date.
+    fn count_ids(&mut self) {
         self.summary.ids_current = self.ids[Op::Upsert as usize].max(0) as u64;
         self.summary.ids_deleted = self.ids[Op::Delete as usize].max(0) as u64;
         self.summary.ids_only_in_audit = self.only_in_audit.max(0) as u64;
-        Ok(())
     }
 
     /// Writes the open epoch's changelog lines, dead letters, late records and epochs.jsonl
