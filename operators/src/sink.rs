@@ -87,11 +87,12 @@ pub struct Table {
     empty_before: bool,
     /// Rows of closed windows, moved out of memory.
     closed: Option<Closed>,
-    /// The digest of each window held in memory, as of the last closed epoch.
+    /// The digest of each window held in memory, as of the last [`Table::remember_digests`].
     window_digests: BTreeMap<Window, WindowDigest>,
-    /// Windows changed in the open epoch (unless the table was empty when it began: then
-    /// every window is new).
+    /// Windows changed since then (unless `all_dirty`).
     dirty: BTreeSet<Window>,
+    /// Whether every window may have changed since (an epoch began on an empty table).
+    all_dirty: bool,
     /// Whether the open epoch has changed the table yet.
     changed: bool,
 }
@@ -120,6 +121,7 @@ impl Table {
             closed: None,
             window_digests: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            all_dirty: false,
             changed: false,
         }
     }
@@ -188,6 +190,7 @@ impl Table {
         let digests = digest_table(&done, self.scale).windows;
         for digest in &digests {
             self.window_digests.remove(&window_of(digest));
+            self.dirty.remove(&window_of(digest));
         }
         closed.windows.extend(digests);
         closed.rows += done.len() as u64;
@@ -270,7 +273,8 @@ impl Table {
             )?;
             retractions.len() + insertions.len()
         };
-        self.refresh_digests();
+        // An epoch that began on an empty table did not track the windows it touched.
+        self.all_dirty |= self.empty_before && self.changed;
         self.empty_before = self.rows.is_empty();
         self.changed = false;
         Ok(lines)
@@ -280,29 +284,6 @@ impl Table {
     /// an epoch boundary, and no snapshot should be written from them.
     pub fn has_open_changes(&self) -> bool {
         self.changed
-    }
-
-    /// Re-hashes the windows the open epoch changed (all of them if the table was empty when
-    /// it began), and nothing else.
-    fn refresh_digests(&mut self) {
-        if self.empty_before {
-            self.window_digests = digest_table(&self.rows, self.scale)
-                .windows
-                .into_iter()
-                .map(|digest| (window_of(&digest), digest))
-                .collect();
-            return;
-        }
-        for window in std::mem::take(&mut self.dirty) {
-            let rows = self
-                .rows
-                .range((window, String::new())..)
-                .take_while(|((w, _), _)| *w == window);
-            match digest_table(rows, self.scale).windows.pop() {
-                Some(digest) => self.window_digests.insert(window, digest),
-                None => self.window_digests.remove(&window),
-            };
-        }
     }
 
     /// Applies one whole epoch's changes and writes them as changelog lines to `out`.
@@ -363,20 +344,45 @@ impl Table {
         Ok(())
     }
 
-    /// The table's digests, as of the last closed epoch: closed windows' digests, then those
-    /// kept up to date window by window as epochs close (no re-hashing here).
+    /// The table's digests: closed windows' digests, the remembered digests of windows
+    /// unchanged since [`Table::remember_digests`], and the changed windows re-hashed; other
+    /// windows are not read. Call between epochs.
     pub fn digest(&self) -> TableDigest {
         let closed = self.closed.iter().flat_map(|c| c.windows.iter().cloned());
-        let digest = digest_windows(
-            closed
-                .chain(self.window_digests.values().cloned())
-                .collect(),
-        );
+        let open = if self.all_dirty {
+            digest_table(&self.rows, self.scale).windows
+        } else {
+            let mut open = self.window_digests.clone();
+            for &window in &self.dirty {
+                let rows = self
+                    .rows
+                    .range((window, String::new())..)
+                    .take_while(|((w, _), _)| *w == window);
+                match digest_table(rows, self.scale).windows.pop() {
+                    Some(digest) => open.insert(window, digest),
+                    None => open.remove(&window),
+                };
+            }
+            open.into_values().collect()
+        };
+        let digest = digest_windows(closed.chain(open).collect());
         debug_assert!(
             self.closed.is_some() || self.changed || digest == digest_table(&self.rows, self.scale),
             "incremental window digests differ from a recompute"
         );
         digest
+    }
+
+    /// Remembers the window digests of `digest` (from [`Table::digest`] since the last
+    /// change), so that the next digest re-hashes only windows changed after this.
+    pub fn remember_digests(&mut self, digest: &TableDigest) {
+        let closed = self.closed.as_ref().map_or(0, |c| c.windows.len());
+        self.window_digests = digest.windows[closed..]
+            .iter()
+            .map(|d| (window_of(d), d.clone()))
+            .collect();
+        self.dirty.clear();
+        self.all_dirty = false;
     }
 }
 
@@ -680,6 +686,7 @@ mod tests {
         table.apply_epoch(0, epoch0, &mut out).unwrap();
         assert_eq!(table.digest(), digest_table(table.rows(), table.scale));
         let before = table.digest();
+        table.remember_digests(&before);
         // Epoch 1 changes only the second window; the first window's digest stays.
         let epoch1 = vec![(row(60_000, "a", 1, 9), -1), (row(60_000, "a", 2, 10), 1)];
         table.apply_epoch(1, epoch1, &mut out).unwrap();

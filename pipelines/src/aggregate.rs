@@ -1011,6 +1011,7 @@ impl Sink {
             })?;
             anyhow::Ok(digest.join().expect("digesting does not panic"))
         })?;
+        self.table.remember_digests(&digest);
         write_json_atomically(&out.join("digests.json"), &digest)?;
         if let Some((fill, _)) = config.fill {
             write_atomically(&out.join("estimates.jsonl"), |w| {
