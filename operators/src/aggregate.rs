@@ -158,20 +158,15 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
                 let mut horizons = Horizons::new(lateness);
                 let mut pending = Stash::default();
                 move |(input, frontier), (marks, marks_frontier), output| {
-                    marks.for_each(|_, data| {
-                        for (time, mark) in data.drain(..) {
-                            horizons.push(time, mark);
-                        }
-                    });
+                    marks.for_each(|_, data| horizons.extend(data.drain(..)));
                     input.for_each(|capability, data| {
                         for (update, time, diff) in data.drain(..) {
                             pending.push(&capability, time, (update, diff));
                         }
                     });
-                    while let Some((time, capability, mut updates)) = pending.pop_ready(|time| {
-                        !frontier.less_equal(&time)
-                            && horizons.ready(epoch_of(time), marks_frontier)
-                    }) {
+                    while let Some((time, capability, mut updates)) =
+                        pending.pop_ready(|time| horizons.complete(time, frontier, marks_frontier))
+                    {
                         let held = groups.len() as i64;
                         let horizon = horizons.horizon(epoch_of(time));
                         if let Some(horizon) = horizon {

@@ -73,11 +73,7 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                 // Records waiting for their time to complete.
                 let mut pending = Stash::default();
                 move |(input, frontier), (marks, marks_frontier), output| {
-                    marks.for_each(|_, data| {
-                        for (time, mark) in data.drain(..) {
-                            horizons.push(time, mark);
-                        }
-                    });
+                    marks.for_each(|_, data| horizons.extend(data.drain(..)));
                     input.for_each(|capability, data| {
                         for (event, time, diff) in data.drain(..) {
                             if diff > 0 {
@@ -86,10 +82,9 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                         }
                     });
                     // Apply complete times in order: a time's records may supersede each other.
-                    while let Some((time, capability, events)) = pending.pop_ready(|time| {
-                        !frontier.less_equal(&time)
-                            && horizons.ready(epoch_of(time), marks_frontier)
-                    }) {
+                    while let Some((time, capability, events)) =
+                        pending.pop_ready(|time| horizons.complete(time, frontier, marks_frontier))
+                    {
                         let mut held = current.len() as i64;
                         if let Some(horizon) = horizons.horizon(epoch_of(time)) {
                             forget_expired(&mut current, &mut expiring, horizon, |e| {

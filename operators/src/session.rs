@@ -464,11 +464,7 @@ impl<'scope> Sessions<'scope> for VecCollection<'scope, Time, Event> {
                 let mut pending = Stash::default();
                 let mut changes = Vec::new();
                 move |(input, frontier), (marks, marks_frontier), output| {
-                    marks.for_each(|_, data| {
-                        for (time, mark) in data.drain(..) {
-                            horizons.push(time, mark);
-                        }
-                    });
+                    marks.for_each(|_, data| horizons.extend(data.drain(..)));
                     input.for_each(|capability, data| {
                         for (event, time, diff) in data.drain(..) {
                             if event.op != Op::Upsert {
@@ -478,10 +474,9 @@ impl<'scope> Sessions<'scope> for VecCollection<'scope, Time, Event> {
                             pending.push(&capability, time, update);
                         }
                     });
-                    while let Some((time, capability, mut updates)) = pending.pop_ready(|time| {
-                        !frontier.less_equal(&time)
-                            && horizons.ready(epoch_of(time), marks_frontier)
-                    }) {
+                    while let Some((time, capability, mut updates)) =
+                        pending.pop_ready(|time| horizons.complete(time, frontier, marks_frontier))
+                    {
                         let held = state.records() as i64;
                         if let Some(horizon) = horizons.horizon(epoch_of(time)) {
                             state.release(horizon);

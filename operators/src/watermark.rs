@@ -141,6 +141,24 @@ impl Horizons {
         }
     }
 
+    /// Takes received marks.
+    pub fn extend(&mut self, marks: impl IntoIterator<Item = (Time, Millis)>) {
+        for (time, mark) in marks {
+            self.push(time, mark);
+        }
+    }
+
+    /// Whether an operator can act on `time`: it is complete at the input, and the horizon of
+    /// its epoch is known.
+    pub fn complete(
+        &self,
+        time: Time,
+        input: &MutableAntichain<Time>,
+        marks: &MutableAntichain<Time>,
+    ) -> bool {
+        !input.less_equal(&time) && self.ready(epoch_of(time), marks)
+    }
+
     /// Whether `H(epoch)` is known: every worker has finished reading the epoch before.
     pub fn ready(&self, epoch: u64, marks: &MutableAntichain<Time>) -> bool {
         !self.lateness.is_bounded() || !marks.less_equal(&epoch_start(epoch))
@@ -224,11 +242,7 @@ impl<'scope> SplitLate<'scope> for VecCollection<'scope, Time, Event> {
                 let mut horizons = Horizons::new(lateness);
                 let mut pending = Stash::default();
                 move |(input, frontier), (marks, marks_frontier), output| {
-                    marks.for_each(|_, data| {
-                        for (time, mark) in data.drain(..) {
-                            horizons.push(time, mark);
-                        }
-                    });
+                    marks.for_each(|_, data| horizons.extend(data.drain(..)));
                     input.for_each(|capability, data| {
                         for (event, time, diff) in data.drain(..) {
                             pending.push(&capability, time, (event, diff));
