@@ -36,6 +36,8 @@
 //!   [`gap_table`]: their changelog and current tables outside the dataflow.
 //! - [`digest`]: SHA-256 table and window digests (SPEC section 7); [`compare`]: which
 //!   windows of two digested tables differ.
+//! - [`reconcile`]: a published table compared row by row with the correct one, and the
+//!   changelog that corrects it.
 //! - [`sink`]: the table outside the dataflow: changelog, snapshot, dead letters.
 //! - [`snapshot`]: snapshot files read back (JSON Lines or CSV, amend's or a foreign
 //!   export's), to digest and compare results made elsewhere.
@@ -55,6 +57,7 @@ pub mod estimate;
 pub mod event;
 pub mod gap_table;
 pub mod gaps;
+pub mod reconcile;
 pub mod recovered;
 pub mod resolve;
 pub mod session;

@@ -97,6 +97,20 @@ pub struct Table {
     changed: bool,
 }
 
+/// One row's net change in an epoch: the row, its value before, its value after.
+pub type RowChange<'a> = (&'a (Window, String), Option<&'a Agg>, Option<&'a Agg>);
+
+/// A window whose digest an epoch changed ([`Table::refresh_digests`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestChange {
+    /// The window.
+    pub window: Window,
+    /// Its digest before; `None` if it had no rows.
+    pub old: Option<String>,
+    /// Its digest now; `None` if it has no rows.
+    pub new: Option<String>,
+}
+
 /// Rows of windows that can no longer change, kept in a file in the snapshot's format, with
 /// their window digests. Windows close in start order, so the file stays sorted and precedes
 /// every open row.
@@ -278,6 +292,62 @@ impl Table {
         self.empty_before = self.rows.is_empty();
         self.changed = false;
         Ok(lines)
+    }
+
+    /// The open epoch's net changes so far, in (window, key) order: each changed row with its
+    /// value before the epoch and now (`None` where it had or has no row). Call before
+    /// [`Table::close_epoch`].
+    pub fn open_changes(&self) -> Vec<RowChange<'_>> {
+        if self.empty_before {
+            return self
+                .rows
+                .iter()
+                .map(|(row, new)| (row, None, Some(new)))
+                .collect();
+        }
+        self.before
+            .iter()
+            .filter_map(|(row, old)| {
+                let new = self.rows.get(row);
+                (old.as_ref() != new).then_some((row, old.as_ref(), new))
+            })
+            .collect()
+    }
+
+    /// Re-hashes the windows changed since the last call (or [`Table::remember_digests`]),
+    /// remembers their digests, and returns the windows whose digest changed, in window
+    /// order. Call between epochs, after [`Table::close_epoch`], to follow the digests epoch by
+    /// epoch: each call reads only the rows of the windows changed.
+    pub fn refresh_digests(&mut self) -> Vec<DigestChange> {
+        let windows: BTreeSet<Window> = if self.all_dirty {
+            let mut all: BTreeSet<Window> = self.window_digests.keys().copied().collect();
+            all.extend(self.rows.keys().map(|(window, _)| *window));
+            all
+        } else {
+            std::mem::take(&mut self.dirty)
+        };
+        let mut changes = Vec::new();
+        for window in windows {
+            let rows = self
+                .rows
+                .range((window, String::new())..)
+                .take_while(|((w, _), _)| *w == window);
+            let new = digest_table(rows, self.scale).windows.pop();
+            let old = match &new {
+                Some(digest) => self.window_digests.insert(window, digest.clone()),
+                None => self.window_digests.remove(&window),
+            };
+            if old != new {
+                changes.push(DigestChange {
+                    window,
+                    old: old.map(|d| d.digest),
+                    new: new.map(|d| d.digest),
+                });
+            }
+        }
+        self.dirty.clear();
+        self.all_dirty = false;
+        changes
     }
 
     /// Whether changes of the open epoch have been applied: then the rows are not those of

@@ -10,8 +10,9 @@
 //! - `count` is a positive integer (JSON number or text); `sum`, `min` and `max` are exact
 //!   decimals (JSON string or number, or CSV text) read at `--scale`, so `12.50` and `12.5`
 //!   are the same value and digest the same;
-//! - rows may come in any order; `mean` and every other column are ignored (the digest has
-//!   no mean).
+//! - rows may come in any order; other columns are ignored, and so is `mean` (the digest
+//!   has no mean) unless [`SnapshotFields::mean`] names it: then it is read where a row has
+//!   it, for comparing published rows.
 //!
 //! A row that cannot be read, or a second row for one (window, key), is a
 //! [`SnapshotError::Row`] naming the file, the 1-based line and the reason: a snapshot is a
@@ -49,6 +50,8 @@ pub struct SnapshotFields {
     pub min: String,
     /// Greatest value; default `max`.
     pub max: String,
+    /// The mean column, read where a row has one; `None` (the default) ignores means.
+    pub mean: Option<String>,
 }
 
 impl Default for SnapshotFields {
@@ -61,6 +64,7 @@ impl Default for SnapshotFields {
             sum: "sum".into(),
             min: "min".into(),
             max: "max".into(),
+            mean: None,
         }
     }
 }
@@ -130,8 +134,19 @@ pub enum SnapshotError {
     },
 }
 
-/// A snapshot table: per (window, key), the aggregates and the line they were read from.
-pub type SnapshotRows = BTreeMap<(Window, String), (Agg, u64)>;
+/// One row of a snapshot file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRow {
+    /// Its aggregates.
+    pub agg: Agg,
+    /// Its mean, if [`SnapshotFields::mean`] names a column and the row has it.
+    pub mean: Option<Decimal>,
+    /// The 1-based line it was read from.
+    pub line: u64,
+}
+
+/// A snapshot table: its rows by (window, key).
+pub type SnapshotRows = BTreeMap<(Window, String), SnapshotRow>;
 
 /// Reads the snapshot file `path` (type and compression from its name) into its rows.
 pub fn read_snapshot(
@@ -170,11 +185,15 @@ pub fn read_snapshot_from(
     let mut insert = |line: u64, row: Row| -> Result<(), SnapshotError> {
         match rows.entry((row.window, row.key)) {
             Entry::Vacant(slot) => {
-                slot.insert((row.agg, line));
+                slot.insert(SnapshotRow {
+                    agg: row.agg,
+                    mean: row.mean,
+                    line,
+                });
                 Ok(())
             }
             Entry::Occupied(slot) => {
-                let ((window, key), (_, first)) = (slot.key(), slot.get());
+                let ((window, key), first) = (slot.key(), slot.get().line);
                 Err(bad(
                     line,
                     format!(
@@ -224,6 +243,11 @@ pub fn read_snapshot_from(
                 column(&fields.min)?,
                 column(&fields.max)?,
             ];
+            // The mean is optional: a file without the column has no means.
+            let mean_column = fields
+                .mean
+                .as_ref()
+                .and_then(|name| headers.iter().position(|h| h == name));
             let mut record = csv::StringRecord::new();
             loop {
                 let more = csv.read_record(&mut record).map_err(|e| {
@@ -235,6 +259,10 @@ pub fn read_snapshot_from(
                 }
                 let line = record.position().map_or(0, |p| p.line());
                 let cell = |i: usize| Value::Text(record.get(columns[i]).unwrap_or(""));
+                let mean = match mean_column.and_then(|i| record.get(i)) {
+                    None | Some("") => Value::Missing,
+                    Some(text) => Value::Text(text),
+                };
                 let row = Row::read(
                     [
                         cell(0),
@@ -244,6 +272,7 @@ pub fn read_snapshot_from(
                         cell(4),
                         cell(5),
                         cell(6),
+                        mean,
                     ],
                     fields,
                     scale,
@@ -268,7 +297,7 @@ pub fn digest_snapshot(
 
 /// The digests of snapshot rows.
 pub fn digest_rows(rows: &SnapshotRows, scale: Scale) -> TableDigest {
-    digest_table(rows.iter().map(|(row, (agg, _))| (row, agg)), scale)
+    digest_table(rows.iter().map(|(row, r)| (row, &r.agg)), scale)
 }
 
 /// One snapshot row.
@@ -276,6 +305,7 @@ struct Row {
     window: Window,
     key: String,
     agg: Agg,
+    mean: Option<Decimal>,
 }
 
 /// A cell as found: CSV text, or a JSON value's raw text.
@@ -301,9 +331,9 @@ impl Cell {
 }
 
 impl Row {
-    /// Reads a row from its seven cells, in [`SnapshotFields`] order.
-    fn read(cells: [Value<'_>; 7], fields: &SnapshotFields, scale: Scale) -> Result<Row, String> {
-        let [start, end, key, count, sum, min, max] = cells;
+    /// Reads a row from its cells, in [`SnapshotFields`] order; the mean's is optional.
+    fn read(cells: [Value<'_>; 8], fields: &SnapshotFields, scale: Scale) -> Result<Row, String> {
+        let [start, end, key, count, sum, min, max, mean] = cells;
         let cell = |value: Value<'_>, name: &str| -> Result<Cell, String> {
             match value {
                 Value::Text(text) => Ok(Cell::Text(text.to_owned())),
@@ -391,7 +421,16 @@ impl Row {
                 agg.max.display(scale)
             ));
         }
-        Ok(Row { window, key, agg })
+        let mean = match (mean, &fields.mean) {
+            (Value::Missing, _) | (_, None) => None,
+            (value, Some(name)) => Some(decimal(value, name)?),
+        };
+        Ok(Row {
+            window,
+            key,
+            agg,
+            mean,
+        })
     }
 }
 
@@ -416,6 +455,7 @@ fn json_row(text: &str, fields: &SnapshotFields, scale: Scale) -> Result<Row, St
             get(&fields.sum),
             get(&fields.min),
             get(&fields.max),
+            fields.mean.as_deref().map_or(Value::Missing, get),
         ],
         fields,
         scale,
@@ -452,10 +492,10 @@ mod tests {
         let rows = read(SnapshotFileType::JsonLines, JSONL).unwrap();
         let keys: Vec<_> = rows
             .iter()
-            .map(|((w, k), (agg, line))| (w.start, k.as_str(), agg.count, *line))
+            .map(|((w, k), r)| (w.start, k.as_str(), r.agg.count, r.line))
             .collect();
         assert_eq!(keys, vec![(0, "a", 2, 3), (60_000, "b", 1, 1)]);
-        let a = rows.values().next().unwrap().0;
+        let a = rows.values().next().unwrap().agg;
         assert_eq!(a.sum, Some(Decimal(30_500_000)));
         assert_eq!(a.min, Decimal(10_000_000));
     }
@@ -468,7 +508,7 @@ mod tests {
         let from_csv = read(SnapshotFileType::Csv, csv).unwrap();
         let from_json = read(SnapshotFileType::JsonLines, JSONL).unwrap();
         let strip = |rows: SnapshotRows| -> Vec<_> {
-            rows.into_iter().map(|(row, (agg, _))| (row, agg)).collect()
+            rows.into_iter().map(|(row, r)| (row, r.agg)).collect()
         };
         assert_eq!(strip(from_csv), strip(from_json));
     }

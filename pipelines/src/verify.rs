@@ -36,6 +36,7 @@ impl SnapshotReadArgs {
             sum: self.sum_field.clone(),
             min: self.min_field.clone(),
             max: self.max_field.clone(),
+            mean: None,
         };
         Ok((fields, scale))
     }
