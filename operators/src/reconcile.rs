@@ -35,6 +35,7 @@ use serde::Serialize;
 
 use crate::aggregate::Agg;
 use crate::decimal::{Decimal, Scale};
+use crate::sink::RowChange;
 use crate::snapshot::{SnapshotRow, SnapshotRows};
 use crate::time::format_millis;
 use crate::window::Window;
@@ -422,7 +423,7 @@ impl Reconciler {
     pub fn write_epoch<'a>(
         &mut self,
         epoch: u64,
-        changes: &[(&'a (Window, String), Option<&'a Agg>, Option<&'a Agg>)],
+        changes: &[RowChange<'a>],
         table: &'a BTreeMap<(Window, String), Agg>,
         out: &mut impl Write,
     ) -> io::Result<u64> {
