@@ -59,6 +59,7 @@ use crate::gaps::GapSummary;
 use crate::output::{write_atomically, write_json_atomically};
 use crate::plan::Planner;
 use crate::progress::Progress;
+use crate::reconcile::{self, PublishedTable, ReconcileSummary, RunFacts};
 
 /// What the dataflow hands to the sink.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -339,6 +340,9 @@ pub struct Summary {
     /// With gap detection: what gaps_summary.json holds.
     #[serde(skip)]
     pub gaps: Option<GapSummary>,
+    /// With `amend reconcile`: what reconcile_summary.json holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<ReconcileSummary>,
 }
 
 impl Summary {
@@ -410,6 +414,12 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     for format in [SnapshotFormat::JsonLines, SnapshotFormat::Csv] {
         if format != config.snapshot_format {
             let _ = fs::remove_file(out.join(format.file_name()));
+        }
+    }
+    // So would the per-epoch files of a followed run next to a batch run's.
+    if !config.follow {
+        for name in ["digests_changelog.jsonl", "reconcile_changelog.jsonl"] {
+            let _ = fs::remove_file(out.join(name));
         }
     }
     let mut files = OutputFiles::create(config)?;
@@ -543,6 +553,9 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
                 Err(mpsc::RecvTimeoutError::Disconnected) => true,
             };
             sink.learn(&planned_rx, &stats_rx);
+            if let Some(published) = &mut sink.published {
+                published.check()?; // a bad published table stops the run early
+            }
             if disconnected {
                 break;
             }
@@ -581,6 +594,10 @@ struct OutputFiles {
     late: Option<BufWriter<File>>,
     epochs: BufWriter<File>,
     gaps: Option<BufWriter<File>>,
+    /// With --follow: each epoch's changed window digests.
+    digests: Option<BufWriter<File>>,
+    /// With --follow and `amend reconcile`: each epoch's changes of the comparison.
+    reconcile: Option<BufWriter<File>>,
 }
 
 impl OutputFiles {
@@ -601,6 +618,12 @@ impl OutputFiles {
                 .gaps
                 .map(|_| create("gaps_changelog.jsonl"))
                 .transpose()?,
+            digests: (aggregate && config.follow)
+                .then(|| create("digests_changelog.jsonl"))
+                .transpose()?,
+            reconcile: (config.reconcile.is_some() && config.follow)
+                .then(|| create("reconcile_changelog.jsonl"))
+                .transpose()?,
         })
     }
 
@@ -612,6 +635,16 @@ impl OutputFiles {
         }
         if let Some(gaps) = &mut self.gaps {
             gaps.flush().context("cannot write gaps_changelog.jsonl")?;
+        }
+        if let Some(digests) = &mut self.digests {
+            digests
+                .flush()
+                .context("cannot write digests_changelog.jsonl")?;
+        }
+        if let Some(reconcile) = &mut self.reconcile {
+            reconcile
+                .flush()
+                .context("cannot write reconcile_changelog.jsonl")?;
         }
         self.dead_letters
             .flush()
@@ -701,6 +734,9 @@ struct Sink {
     sources: BTreeMap<u32, String>,
     /// Estimated rows (`--fill`).
     estimates: BTreeMap<(Window, String), Estimate>,
+    /// The published table (`amend reconcile`).
+    published: Option<PublishedTable>,
+    reconcile_changelog_lines: u64,
 }
 
 impl Sink {
@@ -715,7 +751,8 @@ impl Sink {
         let mut table = Table::new(config.scale);
         // Closed tumbling and hop windows close in start order: their rows leave memory.
         let spills = !matches!(config.window, WindowSpec::Session { .. });
-        if config.lateness.is_bounded() && spills {
+        // A comparison walks the whole table: with a published table, no rows leave memory.
+        if config.lateness.is_bounded() && spills && config.reconcile.is_none() {
             let file = tempfile::tempfile_in(&config.out).with_context(|| {
                 format!("cannot create a temporary file in {}", config.out.display())
             })?;
@@ -742,6 +779,11 @@ impl Sink {
             gap_changelog_lines: 0,
             sources: BTreeMap::new(),
             estimates: BTreeMap::new(),
+            published: config
+                .reconcile
+                .as_ref()
+                .map(|settings| PublishedTable::load(settings, config.scale)),
+            reconcile_changelog_lines: 0,
         })
     }
 
@@ -857,9 +899,20 @@ impl Sink {
         let stats = self.stats.remove(&epoch).unwrap_or_default();
         let lateness = self.config.lateness;
         let watermark = lateness.watermark(self.max_ts);
+        if let (Some(published), Some(out)) = (&mut self.published, &mut files.reconcile) {
+            let (reconciler, _) = published.get()?;
+            let changes = self.table.open_changes();
+            self.reconcile_changelog_lines +=
+                reconciler.write_epoch(epoch, &changes, self.table.rows(), out)?;
+            out.flush()
+                .context("cannot write reconcile_changelog.jsonl")?;
+        }
         if let Some(changelog) = &mut files.changelog {
             self.summary.changelog_lines += self.table.close_epoch(epoch, changelog)? as u64;
             changelog.flush().context("cannot write changelog.jsonl")?;
+        }
+        if let Some(out) = &mut files.digests {
+            write_digest_changes(epoch, &mut self.table, out)?;
         }
         if let (Some(gaps), Some(out)) = (&mut self.gaps, &mut files.gaps) {
             self.gap_changelog_lines += gaps.close_epoch(epoch, out)?;
@@ -1013,6 +1066,23 @@ impl Sink {
         })?;
         self.table.remember_digests(&digest);
         write_json_atomically(&out.join("digests.json"), &digest)?;
+        if let (Some(settings), Some(published)) = (&config.reconcile, &mut self.published) {
+            let facts = RunFacts {
+                records_read: self.summary.records_read,
+                records_dead_lettered: self.summary.records_dead_lettered,
+                epochs: self.summary.epochs,
+                changelog_lines: self.reconcile_changelog_lines,
+            };
+            let summary = reconcile::write_outputs(
+                config,
+                settings,
+                published,
+                &self.table,
+                &digest,
+                &facts,
+            )?;
+            self.summary.reconcile = Some(summary);
+        }
         if let Some((fill, _)) = config.fill {
             write_atomically(&out.join("estimates.jsonl"), |w| {
                 Ok(write_estimates(
@@ -1039,6 +1109,45 @@ impl Sink {
         write_json_atomically(&out.join("summary.json"), &*summary)?;
         Ok(summary.clone())
     }
+}
+
+/// A line of digests_changelog.jsonl.
+#[derive(Serialize)]
+struct DigestChangeOut<'a> {
+    epoch: u64,
+    window_start: String,
+    window_end: String,
+    old: Option<&'a str>,
+    new: Option<&'a str>,
+    /// The table digest after the epoch.
+    table: &'a str,
+}
+
+/// Re-hashes the windows the closed epoch changed and writes one digests_changelog.jsonl line
+/// per window whose digest changed, in window order.
+fn write_digest_changes(
+    epoch: u64,
+    table: &mut Table,
+    out: &mut BufWriter<File>,
+) -> anyhow::Result<()> {
+    let changes = table.refresh_digests();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let digest = table.digest();
+    for change in &changes {
+        let line = DigestChangeOut {
+            epoch,
+            window_start: format_millis(change.window.start),
+            window_end: format_millis(change.window.end),
+            old: change.old.as_deref(),
+            new: change.new.as_deref(),
+            table: &digest.table,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().context("cannot write digests_changelog.jsonl")
 }
 
 /// The `q` quantile (nearest rank) of `values`, 0 if there are none.

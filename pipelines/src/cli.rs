@@ -64,6 +64,22 @@ pub enum Command {
     ///
     /// Example: amend digest export.csv --out export-digests.json
     Digest(DigestArgs),
+    /// Compare a published table with the correct one: exit 0 if it matches, 1 if not, 2 on error.
+    ///
+    /// Runs `amend aggregate` over the inputs (every flag of it applies, --follow included)
+    /// and compares its table with the --published rows (a snapshot-format file, JSON Lines or
+    /// CSV, optionally .gz, columns renamed by the --published-*-field flags). Besides the
+    /// aggregate's outputs it writes into --out: reconcile.jsonl (per (window, key): match,
+    /// mismatch with published and correct values and their delta, missing, or extra),
+    /// corrections_out.jsonl (the changelog that turns the published table into the correct
+    /// one: retractions, then insertions), upserts_out.jsonl (the same as upserts and deletes
+    /// by (window, key)), reconcile_summary.json (counts by kind, digests of both tables) and
+    /// report.html (a self-contained page: summary, timeline, largest discrepancies,
+    /// digests). With --follow, reconcile_changelog.jsonl gets each epoch's changes of the
+    /// comparison as late events and corrections arrive.
+    ///
+    /// Example: amend reconcile --input events.jsonl --published published.csv --tolerance 0.01 --out rec/
+    Reconcile(Box<ReconcileArgs>),
     /// Compare two results: exit 0 if equal, 1 if different (listing the differing windows), 2 on error.
     ///
     /// A and B are each a digests.json (a .json file holding the `table` and `windows` of
@@ -182,6 +198,121 @@ pub struct VerifyArgs {
     /// How snapshot files are read.
     #[command(flatten)]
     pub snapshot: SnapshotReadArgs,
+}
+
+/// Flags of `amend reconcile`: those of `amend aggregate`, and the published table.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReconcileArgs {
+    /// The aggregate job whose table is the correct one.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
+
+    /// The published table.
+    #[command(flatten)]
+    pub published: PublishedArgs,
+}
+
+/// The published table of `amend reconcile` and how it is compared.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PublishedArgs {
+    /// The rows another system published, in the snapshot format: JSON Lines (.jsonl, .ndjson, .json) or CSV (.csv), optionally .gz.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "explain",
+        help_heading = "Reconcile"
+    )]
+    pub published: Option<PathBuf>,
+
+    /// Largest difference of sum, min, max or mean still counted as a match (counts must be equal); for systems that rounded.
+    #[arg(
+        long,
+        value_name = "DECIMAL",
+        default_value = "0",
+        help_heading = "Reconcile"
+    )]
+    pub tolerance: String,
+
+    /// Name of the published window-start column (RFC 3339, or epoch milliseconds).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "window_start",
+        help_heading = "Reconcile"
+    )]
+    pub published_window_start_field: String,
+
+    /// Name of the published window-end column (RFC 3339, or epoch milliseconds).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "window_end",
+        help_heading = "Reconcile"
+    )]
+    pub published_window_end_field: String,
+
+    /// Name of the published group-key column.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "key",
+        help_heading = "Reconcile"
+    )]
+    pub published_key_field: String,
+
+    /// Name of the published count column.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "count",
+        help_heading = "Reconcile"
+    )]
+    pub published_count_field: String,
+
+    /// Name of the published sum column.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "sum",
+        help_heading = "Reconcile"
+    )]
+    pub published_sum_field: String,
+
+    /// Name of the published min column.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "min",
+        help_heading = "Reconcile"
+    )]
+    pub published_min_field: String,
+
+    /// Name of the published max column.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "max",
+        help_heading = "Reconcile"
+    )]
+    pub published_max_field: String,
+
+    /// Name of the published mean column; a row without it has the mean of its sum and count.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "mean",
+        help_heading = "Reconcile"
+    )]
+    pub published_mean_field: String,
+
+    /// How many of the largest discrepancies report.html lists.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 50,
+        help_heading = "Reconcile"
+    )]
+    pub report_rows: usize,
 }
 
 /// Flags of `amend aggregate`.

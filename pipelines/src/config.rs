@@ -7,12 +7,13 @@ use std::time::Duration;
 use amend_operators::decode::FieldNames;
 use amend_operators::estimate::Fill;
 use amend_operators::sink::SnapshotFormat;
+use amend_operators::snapshot::{SnapshotFields, SnapshotFileType};
 use amend_operators::source::InputFile;
 use amend_operators::time::parse_duration;
-use amend_operators::{Lateness, Scale, WindowSpec};
+use amend_operators::{Decimal, Lateness, Scale, WindowSpec};
 
 use crate::UsageError;
-use crate::cli::{AggregateArgs, FillArg, GapsArgs, SnapshotFormatArg};
+use crate::cli::{AggregateArgs, FillArg, GapsArgs, ReconcileArgs, SnapshotFormatArg};
 use crate::plan::Input;
 use crate::recovery::Recovery;
 
@@ -55,6 +56,21 @@ pub struct AggregateConfig {
     pub gaps: Option<GapSettings>,
     /// Replay slices and audit logs.
     pub recovery: Recovery,
+    /// The published table to compare with (`amend reconcile`).
+    pub reconcile: Option<ReconcileSettings>,
+}
+
+/// How `amend reconcile` reads the published table and compares it.
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    /// The published table.
+    pub published: PathBuf,
+    /// Its column names.
+    pub fields: SnapshotFields,
+    /// Largest decimal difference that still matches.
+    pub tolerance: Decimal,
+    /// How many of the largest discrepancies the report lists.
+    pub report_rows: usize,
 }
 
 /// How gaps are detected and reported.
@@ -179,7 +195,51 @@ impl AggregateConfig {
                 lag_threshold: args.gap.lag_threshold,
             }),
             recovery: Recovery::from_args(&args.recovery, !args.explain)?,
+            reconcile: None,
         })
+    }
+
+    /// Validates the flags of `amend reconcile`: the aggregate job and the published table.
+    pub fn from_reconcile_args(args: &ReconcileArgs) -> anyhow::Result<AggregateConfig> {
+        let usage = |text: String| anyhow::Error::new(UsageError(text));
+        let mut config = AggregateConfig::from_args(&args.aggregate)?;
+        let p = &args.published;
+        let tolerance = Decimal::parse(&p.tolerance, config.scale)
+            .ok()
+            .filter(|t| t.0 >= 0)
+            .ok_or_else(|| {
+                usage(format!(
+                    "--tolerance {}: must be a decimal of at least 0 with at most {} fractional digits",
+                    p.tolerance,
+                    config.scale.digits()
+                ))
+            })?;
+        let published = p.published.clone().unwrap_or_default();
+        if !args.aggregate.explain {
+            SnapshotFileType::of(&published).map_err(|e| usage(format!("--published {e}")))?;
+            std::fs::File::open(&published).map_err(|e| {
+                usage(format!(
+                    "--published {}: cannot read it: {e}",
+                    published.display()
+                ))
+            })?;
+        }
+        config.reconcile = Some(ReconcileSettings {
+            published,
+            fields: SnapshotFields {
+                window_start: p.published_window_start_field.clone(),
+                window_end: p.published_window_end_field.clone(),
+                key: p.published_key_field.clone(),
+                count: p.published_count_field.clone(),
+                sum: p.published_sum_field.clone(),
+                min: p.published_min_field.clone(),
+                max: p.published_max_field.clone(),
+                mean: Some(p.published_mean_field.clone()),
+            },
+            tolerance,
+            report_rows: p.report_rows,
+        });
+        Ok(config)
     }
 
     /// Validates the flags of `amend gaps`: the aggregate engine with aggregation off and gap

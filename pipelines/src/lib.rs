@@ -11,6 +11,8 @@
 //! - `gen`: `amend gen`, deterministic synthetic event histories.
 //! - [`verify`]: `amend digest` and `amend verify`, digests of snapshot files and two results
 //!   compared.
+//! - [`reconcile`]: `amend reconcile`, the [`aggregate`] job with its table compared to a
+//!   published one, the corrections to send downstream, and a report ([`report`]).
 
 use std::io::Write;
 
@@ -23,7 +25,9 @@ pub mod r#gen;
 mod output;
 pub mod plan;
 mod progress;
+pub mod reconcile;
 pub mod recovery;
+pub mod report;
 pub mod verify;
 
 /// A usage error: a flag value that cannot be used. Exits with code 2.
@@ -34,9 +38,11 @@ pub struct UsageError(pub String);
 /// What a command that answers with its exit code found.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done (for `amend verify`: the results are equal). Exits 0.
+    /// Done (for `amend verify`: the results are equal; for `amend reconcile`: the published
+    /// table is correct). Exits 0.
     Done,
-    /// `amend verify` found the results different. Exits 1.
+    /// `amend verify` found the results different, or `amend reconcile` found rows to
+    /// correct. Exits 1.
     Different,
 }
 
@@ -49,14 +55,37 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
             true => Outcome::Done,
             false => Outcome::Different,
         }),
+        cli::Command::Reconcile(args) => run_reconcile(&args, &mut stdout),
         command => run_command(command, &mut stdout).map(|()| Outcome::Done),
     }
+}
+
+/// `amend reconcile`: `Different` if the published table needs corrections; errors exit 2.
+fn run_reconcile(args: &cli::ReconcileArgs, stdout: &mut impl Write) -> anyhow::Result<Outcome> {
+    let config = config::AggregateConfig::from_reconcile_args(args)?;
+    if args.aggregate.explain {
+        write!(stdout, "{}", explain::explain(&config)?)?;
+        return Ok(Outcome::Done);
+    }
+    let summary = aggregate::run(&config).map_err(verify::CompareError)?;
+    writeln!(stdout, "{}", summary.paragraph(&config))?;
+    let reconcile = summary
+        .reconcile
+        .as_ref()
+        .expect("a reconcile run reports its comparison");
+    writeln!(stdout, "{}", reconcile.paragraph(&config))?;
+    Ok(match reconcile.discrepancies {
+        0 => Outcome::Done,
+        _ => Outcome::Different,
+    })
 }
 
 fn run_command(command: cli::Command, stdout: &mut impl Write) -> anyhow::Result<()> {
     match command {
         cli::Command::Digest(args) => verify::run_digest(&args, stdout),
-        cli::Command::Verify(_) => unreachable!("`run` answers verify with its outcome"),
+        cli::Command::Verify(_) | cli::Command::Reconcile(_) => {
+            unreachable!("`run` answers these with their outcome")
+        }
         cli::Command::Aggregate(args) => {
             let config = config::AggregateConfig::from_args(&args)?;
             if args.explain {
@@ -126,7 +155,7 @@ pub fn one_line(error: &anyhow::Error) -> String {
 /// 1 means "different"), 1 otherwise.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<UsageError>().is_some()
-        || error.downcast_ref::<verify::VerifyError>().is_some()
+        || error.downcast_ref::<verify::CompareError>().is_some()
     {
         2
     } else {

@@ -19,10 +19,11 @@ use crate::UsageError;
 use crate::cli::{DigestArgs, SnapshotReadArgs, VerifyArgs};
 use crate::output::write_json_atomically;
 
-/// An error of `amend verify`: exits 2, as 1 means "different".
+/// An error of a command whose exit code 1 means "different" (`amend verify`,
+/// `amend reconcile`): exits 2.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct VerifyError(#[from] pub anyhow::Error);
+pub struct CompareError(#[from] pub anyhow::Error);
 
 impl SnapshotReadArgs {
     /// The column names and scale, validated.
@@ -79,7 +80,7 @@ fn read_result(path: &Path, fields: &SnapshotFields, scale: Scale) -> anyhow::Re
 
 /// `amend verify A B`: `Ok(true)` if equal. Prints `equal: <table digest>`, or `different:`
 /// and the differing windows.
-pub fn run_verify(args: &VerifyArgs, out: &mut impl Write) -> Result<bool, VerifyError> {
+pub fn run_verify(args: &VerifyArgs, out: &mut impl Write) -> Result<bool, CompareError> {
     let (fields, scale) = args.snapshot.parse().map_err(anyhow::Error::from)?;
     let a = read_result(&args.a, &fields, scale)?;
     let b = read_result(&args.b, &fields, scale)?;

@@ -1,0 +1,214 @@
+//! `amend reconcile`: the aggregate job, and its table compared with a published one.
+//!
+//! The published table is read on a thread of its own while the dataflow runs
+//! ([`PublishedTable`]); the sink compares it with the correct table
+//! ([`amend_operators::reconcile::Reconciler`]): epoch by epoch in follow mode
+//! (`reconcile_changelog.jsonl`), and whole whenever the snapshot is written
+//! ([`write_outputs`]: reconcile.jsonl, corrections_out.jsonl, upserts_out.jsonl,
+//! reconcile_summary.json, report.html).
+
+use std::collections::BTreeMap;
+use std::thread::JoinHandle;
+
+use amend_operators::compare::differing_windows;
+use amend_operators::digest::TableDigest;
+use amend_operators::reconcile::{KindCounts, ReconcileOutputs, Reconciler};
+use amend_operators::sink::Table;
+use amend_operators::snapshot::{digest_rows, read_snapshot};
+use amend_operators::{Agg, Scale, Window};
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+
+use crate::config::{AggregateConfig, ReconcileSettings};
+use crate::output::{write_atomically, write_json_atomically};
+use crate::report::{ReportInput, write_report};
+
+/// The published table: being read, or read with its digest.
+pub enum PublishedTable {
+    /// Read on a thread.
+    Loading(JoinHandle<anyhow::Result<(Reconciler, TableDigest)>>),
+    /// Read.
+    Ready(Box<(Reconciler, TableDigest)>),
+    /// Reading failed; the error was returned.
+    Failed,
+}
+
+impl PublishedTable {
+    /// Starts reading the published table of `settings` at `scale`.
+    pub fn load(settings: &ReconcileSettings, scale: Scale) -> Self {
+        let settings = settings.clone();
+        PublishedTable::Loading(std::thread::spawn(move || {
+            let rows = read_snapshot(&settings.published, &settings.fields, scale)
+                .context("cannot read the published table")?;
+            let digest = digest_rows(&rows, scale);
+            Ok((Reconciler::new(rows, settings.tolerance, scale), digest))
+        }))
+    }
+
+    /// Returns an error as soon as reading has failed, without waiting for it.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        if matches!(self, PublishedTable::Loading(handle) if handle.is_finished()) {
+            self.get()?;
+        }
+        Ok(())
+    }
+
+    /// The comparison and the published digest, waiting for the table to be read.
+    pub fn get(&mut self) -> anyhow::Result<&mut (Reconciler, TableDigest)> {
+        if let PublishedTable::Loading(_) = self {
+            let PublishedTable::Loading(handle) = std::mem::replace(self, PublishedTable::Failed)
+            else {
+                unreachable!("matched above")
+            };
+            let loaded = handle
+                .join()
+                .map_err(|_| anyhow!("internal error: reading the published table panicked"))??;
+            *self = PublishedTable::Ready(Box::new(loaded));
+        }
+        match self {
+            PublishedTable::Ready(ready) => Ok(ready),
+            _ => Err(anyhow!("the published table could not be read")),
+        }
+    }
+}
+
+/// What `amend reconcile` reports in reconcile_summary.json (and summary.json's `reconcile`).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ReconcileSummary {
+    /// The published file.
+    pub published: String,
+    /// Rows of the published table.
+    pub published_rows: u64,
+    /// Rows of the correct (recomputed) table.
+    pub correct_rows: u64,
+    /// Decimal differences up to this count as a match.
+    pub tolerance: String,
+    /// (window, key)s of each kind.
+    pub kinds: KindCounts,
+    /// Mismatches, missing and extra rows.
+    pub discrepancies: u64,
+    /// Lines of corrections_out.jsonl.
+    pub corrections_out_lines: u64,
+    /// Lines of upserts_out.jsonl.
+    pub upserts_out_lines: u64,
+    /// The epoch the corrections carry: the last one the correct table includes.
+    pub epoch: u64,
+    /// Lines of reconcile_changelog.jsonl (with --follow).
+    pub reconcile_changelog_lines: u64,
+    /// Table digest of the correct table (digests.json).
+    pub correct_digest: String,
+    /// Table digest of the published table.
+    pub published_digest: String,
+    /// Windows whose digests differ between the two.
+    pub windows_differing: u64,
+}
+
+impl ReconcileSummary {
+    /// The paragraph printed at the end of a run.
+    pub fn paragraph(&self, config: &AggregateConfig) -> String {
+        let out = config.out.display();
+        let k = &self.kinds;
+        let verdict = if self.discrepancies == 0 {
+            "the published table is correct".to_string()
+        } else {
+            format!(
+                "{} rows to correct: {} corrections_out.jsonl lines, {} upserts_out.jsonl lines (see {out}/report.html)",
+                self.discrepancies, self.corrections_out_lines, self.upserts_out_lines
+            )
+        };
+        format!(
+            "amend reconcile: {} published rows against {} correct rows: {} match, {} mismatch, \
+             {} missing, {} extra (tolerance {}); {verdict}. Digests: correct {}, published {}.",
+            self.published_rows,
+            self.correct_rows,
+            k.matched,
+            k.mismatch,
+            k.missing,
+            k.extra,
+            self.tolerance,
+            self.correct_digest,
+            self.published_digest,
+        )
+    }
+}
+
+/// What of the run the report shows besides the comparison.
+pub struct RunFacts {
+    /// Records read.
+    pub records_read: u64,
+    /// Records dead-lettered.
+    pub records_dead_lettered: u64,
+    /// Epochs ingested.
+    pub epochs: u64,
+    /// Lines of reconcile_changelog.jsonl.
+    pub changelog_lines: u64,
+}
+
+/// Writes reconcile.jsonl, corrections_out.jsonl, upserts_out.jsonl, reconcile_summary.json
+/// and report.html for the correct `table` (whose digests are `digest`), each atomically.
+pub fn write_outputs(
+    config: &AggregateConfig,
+    settings: &ReconcileSettings,
+    published: &mut PublishedTable,
+    table: &Table,
+    digest: &TableDigest,
+    facts: &RunFacts,
+) -> anyhow::Result<ReconcileSummary> {
+    let (reconciler, published_digest) = published.get()?;
+    let reconciler = &*reconciler;
+    let out = &config.out;
+    let epoch = facts.epochs.saturating_sub(1);
+    let rows: &BTreeMap<(Window, String), Agg> = table.rows();
+    // Three files from one walk: each written to its temporary file, renamed when all are.
+    let mut result = None;
+    write_atomically(&out.join("reconcile.jsonl"), |discrepancies| {
+        write_atomically(&out.join("corrections_out.jsonl"), |corrections| {
+            write_atomically(&out.join("upserts_out.jsonl"), |upserts| {
+                let outputs = ReconcileOutputs {
+                    discrepancies,
+                    corrections,
+                    upserts,
+                };
+                result = Some(reconciler.write(rows, epoch, settings.report_rows, outputs)?);
+                Ok(())
+            })
+        })
+    })?;
+    let reconciliation = result.expect("written above");
+    let summary = ReconcileSummary {
+        published: settings.published.display().to_string(),
+        published_rows: reconciler.published().len() as u64,
+        correct_rows: table.row_count(),
+        tolerance: settings.tolerance.to_canonical(config.scale),
+        kinds: reconciliation.counts.clone(),
+        discrepancies: reconciliation.counts.discrepancies(),
+        corrections_out_lines: reconciliation.corrections_lines,
+        upserts_out_lines: reconciliation.upserts_lines,
+        epoch,
+        reconcile_changelog_lines: facts.changelog_lines,
+        correct_digest: digest.table.clone(),
+        published_digest: published_digest.table.clone(),
+        windows_differing: differing_windows(digest, published_digest).len() as u64,
+    };
+    write_json_atomically(&out.join("reconcile_summary.json"), &summary)?;
+    let report = ReportInput {
+        published: &settings.published,
+        published_rows: summary.published_rows,
+        correct_rows: summary.correct_rows,
+        reconciliation: &reconciliation,
+        scale: config.scale,
+        tolerance: settings.tolerance,
+        correct_digest: digest,
+        published_digest,
+        records_read: facts.records_read,
+        records_dead_lettered: facts.records_dead_lettered,
+        epochs: facts.epochs,
+        generated_at: amend_operators::time::format_millis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        ),
+    };
+    write_atomically(&out.join("report.html"), |w| Ok(write_report(w, &report)?))?;
+    Ok(summary)
+}
