@@ -627,8 +627,66 @@ fn check_changelog(follow: &Follow, epochs: &[Epoch], changelog: &str) {
 #[track_caller]
 fn check_so_far(follow: &Follow, epochs: &[Epoch]) {
     let changelog = follow.read_out("changelog.jsonl");
+    let digests = follow.read_out("digests_changelog.jsonl");
     check_epochs(follow, epochs);
     check_changelog(follow, epochs, &changelog);
+    check_digests_changelog(follow, epochs, &digests);
+}
+
+/// digests_changelog.jsonl, replayed epoch by epoch, gives the model's window digests after
+/// each epoch, and each epoch's lines carry the model's table digest: a window's line has the
+/// digest it had before (`old`) and has now (`new`), and only windows that changed have one.
+#[track_caller]
+fn check_digests_changelog(follow: &Follow, epochs: &[Epoch], text: &str) {
+    let model = model();
+    let records = follow.records(epochs);
+    let lines: Vec<Value> = complete_lines(text)
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let mut windows: BTreeMap<(i64, i64), String> = BTreeMap::new();
+    for e in epochs {
+        let expected = model.digests(&model.table(&records, e.epoch));
+        for line in lines
+            .iter()
+            .filter(|l| l["epoch"].as_u64() == Some(e.epoch))
+        {
+            let ms =
+                |f: &str| amend_operators::time::parse_rfc3339(line[f].as_str().unwrap()).unwrap();
+            let window = (ms("window_start"), ms("window_end"));
+            assert_eq!(
+                windows.get(&window).map(String::as_str),
+                line["old"].as_str(),
+                "{line}"
+            );
+            assert_ne!(
+                line["old"], line["new"],
+                "a line for an unchanged window: {line}"
+            );
+            match line["new"].as_str() {
+                Some(new) => windows.insert(window, new.to_string()),
+                None => windows.remove(&window),
+            };
+            assert_eq!(
+                line["table"], expected["table"],
+                "epoch {}: {line}",
+                e.epoch
+            );
+        }
+        let want: BTreeMap<(i64, i64), String> = expected["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                let window = (w["start"].as_i64().unwrap(), w["end"].as_i64().unwrap());
+                (window, w["digest"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(
+            windows, want,
+            "window digests replayed through epoch {}",
+            e.epoch
+        );
+    }
 }
 
 /// Waits until the periodically rewritten snapshot and digests equal the model's final table.
