@@ -796,3 +796,58 @@ fn follow_mode_updates_the_comparison_and_the_digests_epoch_by_epoch() {
         "the windows of b and d changed, no other"
     );
 }
+
+/// The README's worked example, run as documented: its console output is what the README shows.
+#[test]
+fn the_readme_example_is_what_the_readme_shows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("## Reconciling with what was published")
+        .nth(1)
+        .and_then(|s| s.split("```console").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the README's reconcile example");
+    let dir = TestDir::new();
+    fs::create_dir_all(dir.join("examples/data")).unwrap();
+    for name in ["events.jsonl", "corrections.jsonl", "published.csv"] {
+        fs::copy(
+            root.join("examples/data").join(name),
+            dir.join("examples/data").join(name),
+        )
+        .unwrap();
+    }
+    // The command: from `$ amend ` to its first output line, continuation backslashes dropped.
+    let command = section.split("$ amend ").nth(1).unwrap();
+    let command = command.split("\namend ").next().unwrap();
+    let args: Vec<&str> = command.split_whitespace().filter(|w| *w != "\\").collect();
+    let run = dir.run(&args);
+    run.expect_code(1);
+    let shown = |after: &str| -> Vec<&str> {
+        section
+            .split(after)
+            .nth(1)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with('$'))
+            .collect()
+    };
+    let paragraph = run.stdout.lines().nth(1).unwrap();
+    assert!(
+        section.contains(paragraph),
+        "README shows another summary than\n{paragraph}"
+    );
+    let discrepancies: Vec<String> = dir
+        .read("rec/reconcile.jsonl")
+        .lines()
+        .filter(|l| !l.contains(r#""kind":"match""#))
+        .map(String::from)
+        .collect();
+    assert_eq!(shown("$ grep -v"), discrepancies);
+    let upserts = dir.read("rec/upserts_out.jsonl");
+    assert_eq!(
+        shown("$ cat rec/upserts_out.jsonl"),
+        upserts.lines().collect::<Vec<_>>()
+    );
+}
