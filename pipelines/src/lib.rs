@@ -9,6 +9,8 @@
 //! - [`gaps`]: `amend gaps` runs the [`aggregate`] engine with aggregation off and gap detection on
 //!   (`amend aggregate --gaps` runs both); its outputs are described in `docs/design/0003-gaps.md`.
 //! - `gen`: `amend gen`, deterministic synthetic event histories.
+//! - [`report`]: the self-contained HTML report of `amend reconcile` (summary, per-window
+//!   timeline, largest discrepancies, digests).
 //! - [`verify`]: `amend digest` and `amend verify`, digests of snapshot files and two results
 //!   compared.
 
@@ -24,6 +26,7 @@ mod output;
 pub mod plan;
 mod progress;
 pub mod recovery;
+pub mod report;
 pub mod verify;
 
 /// A usage error: a flag value that cannot be used. Exits with code 2.
