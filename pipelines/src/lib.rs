@@ -9,6 +9,8 @@
 //! - [`gaps`]: `amend gaps` runs the [`aggregate`] engine with aggregation off and gap detection on
 //!   (`amend aggregate --gaps` runs both); its outputs are described in `docs/design/0003-gaps.md`.
 //! - `gen`: `amend gen`, deterministic synthetic event histories.
+//! - [`report`]: the self-contained HTML report of `amend reconcile` (summary, per-window
+//!   timeline, largest discrepancies, digests).
 //! - [`verify`]: `amend digest` and `amend verify`, digests of snapshot files and two results
 //!   compared.
 //! - [`reconcile`]: `amend reconcile`, the [`aggregate`] job with its table compared to a
