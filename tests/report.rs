@@ -314,3 +314,83 @@ fn chromium_screenshots_the_report() {
         bytes.len()
     );
 }
+
+/// `amend reconcile` on the bundled example: the report.html it writes, rendered by
+/// Chromium, shows reconcile_summary.json's counts and digests, a bar for each window with a
+/// discrepancy, and a row for each discrepancy.
+#[test]
+fn chromium_renders_the_report_amend_reconcile_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = root.join("examples/data");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec");
+    let status = Command::new(env!("CARGO_BIN_EXE_amend"))
+        .arg("reconcile")
+        .arg("--input")
+        .arg(data.join("events.jsonl"))
+        .arg("--corrections")
+        .arg(data.join("corrections.jsonl"))
+        .arg("--published")
+        .arg(data.join("published.csv"))
+        .args(["--window", "tumbling:1m", "--quiet", "--out"])
+        .arg(&out)
+        .args([
+            "--published-key-field",
+            "store",
+            "--published-count-field",
+            "orders",
+        ])
+        .args([
+            "--published-sum-field",
+            "revenue",
+            "--published-min-field",
+            "smallest",
+        ])
+        .args([
+            "--published-max-field",
+            "largest",
+            "--published-mean-field",
+            "average",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "discrepancies exit 1");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("reconcile_summary.json")).unwrap())
+            .unwrap();
+    let dom = chromium_dom(&out.join("report.html"));
+    for kind in ["match", "mismatch", "missing", "extra"] {
+        let cell = format!("id=\"count-{kind}\">{}<", summary["kinds"][kind]);
+        assert!(dom.contains(&cell), "no `{cell}` in the DOM:\n{dom}");
+    }
+    for (id, field) in [
+        ("digest-correct", "correct_digest"),
+        ("digest-published", "published_digest"),
+    ] {
+        let cell = format!("id=\"{id}\">{}<", summary[field].as_str().unwrap());
+        assert!(dom.contains(&cell), "no `{cell}` in the DOM");
+    }
+    // The discrepancies, by window, as reconcile.jsonl has them.
+    let lines = fs::read_to_string(out.join("reconcile.jsonl")).unwrap();
+    let mut by_window: BTreeMap<String, u64> = BTreeMap::new();
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["kind"] != "match" {
+            *by_window
+                .entry(v["window_start"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        attribute_values(&dom, "data-start"),
+        by_window.keys().map(String::as_str).collect::<Vec<_>>()
+    );
+    let counts: Vec<String> = by_window.values().map(u64::to_string).collect();
+    assert_eq!(attribute_values(&dom, "data-count"), counts);
+    let discrepancies = summary["discrepancies"].as_u64().unwrap() as usize;
+    assert_eq!(dom.matches("class=\"discrepancy\"").count(), discrepancies);
+    let png = dir.path().join("report.png");
+    chromium_screenshot(&out.join("report.html"), &png);
+    assert!(fs::metadata(&png).unwrap().len() > 10 * 1024);
+}
