@@ -94,14 +94,23 @@ pub fn digest_table<'a>(
 
 /// The table digest over window digests given in ascending (start, end) order.
 pub fn digest_windows(windows: Vec<WindowDigest>) -> TableDigest {
-    let mut table = Sha256::new();
-    for w in &windows {
-        table.update(format!("{}:{}:{}\n", w.start, w.end, w.digest));
-    }
     TableDigest {
-        table: hex(&table.finalize()),
+        table: table_digest(&windows),
         windows,
     }
+}
+
+/// The table digest over window digests given in ascending (start, end) order, without
+/// building the list.
+pub fn table_digest<'a>(windows: impl IntoIterator<Item = &'a WindowDigest>) -> String {
+    let mut table = Sha256::new();
+    let mut line = String::new();
+    for w in windows {
+        line.clear();
+        let _ = writeln!(line, "{}:{}:{}", w.start, w.end, w.digest);
+        table.update(&line);
+    }
+    hex(&table.finalize())
 }
 
 #[cfg(test)]

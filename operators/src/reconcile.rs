@@ -495,7 +495,7 @@ impl Reconciler {
             let size = d.size();
             let window = report.timeline.last_mut().expect("pushed above");
             window.counts.add(d.kind);
-            window.size += size;
+            window.size = window.size.saturating_add(size);
             write_discrepancy(out.discrepancies, scale, None, &d)?;
             if d.kind == Kind::Match {
                 continue;
@@ -844,5 +844,92 @@ mod tests {
         assert_eq!(report.counts.discrepancies(), 3);
         assert_eq!(report.timeline.len(), 1);
         assert_eq!(report.largest[0].key, "d");
+    }
+
+    /// A line of the discrepancy changelog or of reconcile.jsonl, by row, without epoch and diff.
+    type Lines = BTreeMap<(String, String, String), serde_json::Value>;
+
+    fn by_row(value: &serde_json::Value) -> (String, String, String) {
+        let text = |f: &str| value[f].as_str().unwrap().to_owned();
+        (text("window_start"), text("window_end"), text("key"))
+    }
+
+    fn agg_of(count: u64, value: i128) -> Agg {
+        agg(count, value * count as i128, value, value)
+    }
+
+    proptest::proptest! {
+        /// Epoch after epoch of random row changes, the discrepancy changelog replayed gives
+        /// exactly what a whole comparison of the table after that epoch gives.
+        #[test]
+        fn the_discrepancy_changelog_replays_to_the_comparison_after_every_epoch(
+            published in proptest::collection::vec((0i64..4, 0u8..4, 1u64..3, -5i128..5), 0..12),
+            epochs in proptest::collection::vec(
+                proptest::collection::vec(
+                    (0i64..4, 0u8..4, proptest::option::of((1u64..3, -5i128..5))),
+                    0..8,
+                ),
+                1..5,
+            ),
+            tolerance in 0i128..2,
+        ) {
+            let scale = Scale::DEFAULT;
+            let key = |k: u8| ["a", "b", "c", "d"][k as usize];
+            let published: Vec<_> = published
+                .into_iter()
+                .map(|(w, k, count, value)| (row(w * 60_000, key(k)), agg_of(count, value)))
+                .collect();
+            let mut reconciler = Reconciler::new(self::published(&published), Decimal(tolerance), scale);
+            let mut table = crate::sink::Table::new(scale);
+            let mut log = Vec::new();
+            let mut replayed = Lines::new();
+            for (epoch, changes) in epochs.into_iter().enumerate() {
+                let epoch = epoch as u64;
+                let wanted: BTreeMap<_, _> = changes
+                    .into_iter()
+                    .map(|(w, k, new)| (row(w * 60_000, key(k)), new.map(|(c, v)| agg_of(c, v))))
+                    .collect();
+                for (row, new) in wanted {
+                    if let Some(old) = table.rows().get(&row).copied() {
+                        table.apply(epoch, (row.clone(), old), -1).unwrap();
+                    }
+                    if let Some(new) = new {
+                        table.apply(epoch, (row, new), 1).unwrap();
+                    }
+                }
+                let changes = table.open_changes();
+                log.clear();
+                reconciler.write_epoch(epoch, &changes, table.rows(), &mut log).unwrap();
+                table.close_epoch(epoch, &mut io::sink()).unwrap();
+                let mut inserting = false;
+                for line in String::from_utf8(log.clone()).unwrap().lines() {
+                    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let object = value.as_object_mut().unwrap();
+                    proptest::prop_assert_eq!(object.remove("epoch"), Some(epoch.into()));
+                    let diff = object.remove("diff").unwrap().as_i64().unwrap();
+                    let id = by_row(&value);
+                    if diff == -1 {
+                        proptest::prop_assert!(!inserting, "a retraction after an insertion");
+                        proptest::prop_assert_eq!(replayed.remove(&id), Some(value));
+                    } else {
+                        inserting = true;
+                        proptest::prop_assert!(replayed.insert(id, value).is_none());
+                    }
+                }
+                let mut whole = Vec::new();
+                for d in reconciler.walk(table.rows()) {
+                    write_discrepancy(&mut whole, scale, None, &d).unwrap();
+                }
+                let whole: Lines = String::from_utf8(whole)
+                    .unwrap()
+                    .lines()
+                    .map(|l| {
+                        let value: serde_json::Value = serde_json::from_str(l).unwrap();
+                        (by_row(&value), value)
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(&replayed, &whole, "after epoch {}", epoch);
+            }
+        }
     }
 }

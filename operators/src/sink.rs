@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::aggregate::{Agg, AggRow};
 use crate::decimal::{Decimal, Scale};
-use crate::digest::{TableDigest, WindowDigest, digest_table, digest_windows};
+use crate::digest::{TableDigest, WindowDigest, digest_table, digest_windows, table_digest};
 use crate::estimate::Estimate;
 use crate::event::DeadLetter;
 use crate::time::{Millis, format_millis};
@@ -441,6 +441,13 @@ impl Table {
             "incremental window digests differ from a recompute"
         );
         digest
+    }
+
+    /// The table digest from the remembered window digests: current right after
+    /// [`Table::refresh_digests`], without copying the window list.
+    pub fn table_digest(&self) -> String {
+        let closed = self.closed.iter().flat_map(|c| c.windows.iter());
+        table_digest(closed.chain(self.window_digests.values()))
     }
 
     /// Remembers the window digests of `digest` (from [`Table::digest`] since the last

@@ -1134,7 +1134,7 @@ fn write_digest_changes(
     if changes.is_empty() {
         return Ok(());
     }
-    let digest = table.digest();
+    let digest = table.table_digest();
     for change in &changes {
         let line = DigestChangeOut {
             epoch,
@@ -1142,7 +1142,7 @@ fn write_digest_changes(
             window_end: format_millis(change.window.end),
             old: change.old.as_deref(),
             new: change.new.as_deref(),
-            table: &digest.table,
+            table: &digest,
         };
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")?;
