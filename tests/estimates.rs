@@ -6,19 +6,19 @@
 //! the model's: estimates never enter the exact table.
 
 #[allow(dead_code)]
+#[path = "model/epochs.rs"]
+mod epochs;
+#[allow(dead_code)]
 #[path = "model/reference.rs"]
 mod reference;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 use clap::Parser;
+use epochs::{Gen, write_epochs};
 use proptest::prelude::*;
-use reference::{Agg, Model, Record, Table, Windows, canonical, mean, rfc3339};
-
-/// One generated record: (id, key, window index, offset in window, units, version, delete).
-type Gen = (u8, u8, i64, i64, i128, u64, bool);
+use reference::{Agg, Model, Table, Windows, canonical, mean, rfc3339};
 
 fn records() -> impl Strategy<Value = Vec<Gen>> {
     prop::collection::vec(
@@ -85,45 +85,6 @@ fn expected(model: &Model, table: &Table, fill: &str, step: i64, max: u64) -> St
     text
 }
 
-/// Writes the records into one file per epoch; returns the model's records and the paths.
-fn write(dir: &Path, generated: &[Gen], epochs: usize, size: i64) -> (Vec<Record>, Vec<String>) {
-    let base = 1_795_132_800_000i64;
-    let mut texts = vec![String::new(); epochs];
-    let mut records = Vec::new();
-    for (i, &(id, key, window, offset, units, version, delete)) in generated.iter().enumerate() {
-        let epoch = i * epochs / generated.len();
-        let text = &mut texts[epoch];
-        let ts = base + window * size + offset % size;
-        let (id, key) = (format!("e{id}"), ["a", "b", "c"][key as usize].to_string());
-        let op = if delete { r#","op":"delete""# } else { "" };
-        let position = (epoch as u64, epoch as u32, text.len() as u64);
-        let value = canonical(units, 2);
-        text.push_str(&format!(
-            r#"{{"id":"{id}","key":"{key}","ts":{ts},"value":{value},"version":{version}{op}}}"#
-        ));
-        text.push('\n');
-        records.push(Record {
-            id,
-            key,
-            ts,
-            units: units * 10_000, // at scale 6
-            delete,
-            version,
-            position,
-        });
-    }
-    let paths = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let path = dir.join(format!("epoch{i}.jsonl"));
-            fs::write(&path, text).unwrap();
-            path.display().to_string()
-        })
-        .collect();
-    (records, paths)
-}
-
 fn run(args: &[String]) -> Result<(), String> {
     let cli = amend::cli::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
     let amend::cli::Command::Aggregate(parsed) = cli.command else {
@@ -152,7 +113,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let epochs = epochs.min(generated.len());
         let size = 10_000;
-        let (records, paths) = write(dir.path(), &generated, epochs, size);
+        let (records, paths) = write_epochs(dir.path(), &generated, epochs, size, None);
         let (windows, flag, step) = if hop {
             (Windows::Hop { size: 2 * size, slide: size }, "hop:20s/10s", size)
         } else {

@@ -18,6 +18,9 @@
 //! Run them with `cargo test -p amend --test reconcile`.
 
 #[allow(dead_code)]
+#[path = "model/epochs.rs"]
+mod epochs;
+#[allow(dead_code)]
 #[path = "model/reference.rs"]
 mod reference;
 #[path = "e2e/util.rs"]
@@ -31,17 +34,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use epochs::{BASE, Gen, write_epochs};
 use proptest::prelude::*;
-use reference::{Agg, Model, Record, Table, Windows, canonical, mean, rfc3339};
+use reference::{Agg, Model, Table, Windows, canonical, mean, rfc3339};
 use serde_json::Value;
 use util::{TestDir, amend_in};
 
 const SCALE: u32 = 6;
 const SIZE: i64 = 10_000;
-const BASE: i64 = 1_795_132_800_000;
-
-/// One generated record: (id, key, window index, offset in window, units, version, delete).
-type Gen = (u8, u8, i64, i64, i128, u64, bool);
 
 fn records() -> impl Strategy<Value = Vec<Gen>> {
     prop::collection::vec(
@@ -88,49 +88,6 @@ impl Published {
     fn mean(&self) -> i128 {
         self.mean.unwrap_or_else(|| mean(self.sum, self.count))
     }
-}
-
-/// Writes the records into one file per epoch, with a bad line now and then; returns the
-/// model's records and the paths.
-fn write_events(dir: &Path, generated: &[Gen], epochs: usize) -> (Vec<Record>, Vec<String>) {
-    let mut texts = vec![String::new(); epochs];
-    let mut records = Vec::new();
-    for (i, &(id, key, window, offset, units, version, delete)) in generated.iter().enumerate() {
-        let epoch = i * epochs / generated.len();
-        let text = &mut texts[epoch];
-        if id == 13 {
-            text.push_str("{\"id\": not json\n");
-            continue;
-        }
-        let ts = BASE + window * SIZE + offset % SIZE;
-        let (id, key) = (format!("e{id}"), ["a", "b", "c"][key as usize].to_string());
-        let op = if delete { r#","op":"delete""# } else { "" };
-        let position = (epoch as u64, epoch as u32, text.len() as u64);
-        let value = canonical(units, 2);
-        text.push_str(&format!(
-            r#"{{"id":"{id}","key":"{key}","ts":{ts},"value":{value},"version":{version}{op}}}"#
-        ));
-        text.push('\n');
-        records.push(Record {
-            id,
-            key,
-            ts,
-            units: units * 10_000, // at scale 6
-            delete,
-            version,
-            position,
-        });
-    }
-    let paths = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let path = dir.join(format!("epoch{i}.jsonl"));
-            fs::write(&path, text).unwrap();
-            path.display().to_string()
-        })
-        .collect();
-    (records, paths)
 }
 
 /// The published table: the correct one with each row's fate applied, and the extras.
@@ -368,7 +325,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let epochs = epochs.min(generated.len());
-        let (records, paths) = write_events(dir.path(), &generated, epochs);
+        let (records, paths) = write_epochs(dir.path(), &generated, epochs, SIZE, Some(13));
         let model = Model { scale: SCALE, windows: Windows::Tumbling { size: SIZE } };
         let correct = model.table(&records, u64::MAX);
         let tolerance = if tolerant { 50_000 } else { 0 };
