@@ -565,6 +565,10 @@ fn bad_published_tables_and_flags_exit_2_with_one_line() {
     for (extra, message) in [
         (&["--published", "bad.jsonl"][..], "bad.jsonl:2: `count`"),
         (&["--published", "nowhere.csv"], "nowhere.csv"),
+        (
+            &["--published", "published.csv", "--input", "missing.jsonl"],
+            "missing.jsonl",
+        ),
         (&["--published", "table.txt"], "unknown snapshot file type"),
         (
             &["--published", "published.csv", "--tolerance=-1"],

@@ -64,7 +64,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
 
 /// `amend reconcile`: `Different` if the published table needs corrections; errors exit 2.
 fn run_reconcile(args: &cli::ReconcileArgs, stdout: &mut impl Write) -> anyhow::Result<Outcome> {
-    let config = config::AggregateConfig::from_reconcile_args(args)?;
+    // Exit code 1 means "corrections needed": every error, of input or of usage, exits 2.
+    let config =
+        config::AggregateConfig::from_reconcile_args(args).map_err(verify::CompareError)?;
     if args.aggregate.explain {
         write!(stdout, "{}", explain::explain(&config)?)?;
         return Ok(Outcome::Done);
