@@ -648,7 +648,7 @@ impl RowWriter {
             out,
             "\"window_start\":\"{start}\",\"window_end\":\"{end}\",\"key\":"
         )?;
-        serde_json::to_writer(&mut *out, key).map_err(io::Error::from)?;
+        write_json_string(out, key)?;
         writeln!(
             out,
             ",\"count\":{},\"sum\":\"{}\",\"min\":\"{}\",\"max\":\"{}\",\"mean\":\"{}\"}}",
@@ -659,6 +659,17 @@ impl RowWriter {
             mean.display(scale),
         )?;
         Ok(())
+    }
+}
+
+/// Writes `text` as a JSON string; most keys need no escaping and are copied as they are.
+fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.write_all(b"\"")?;
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\"")
+    } else {
+        serde_json::to_writer(out, text).map_err(io::Error::from)
     }
 }
 
@@ -856,6 +867,29 @@ mod tests {
             .apply_epoch(0, vec![(row(0, "a", 1, 1), -1)], &mut Vec::new())
             .unwrap_err();
         assert!(matches!(err, SinkError::Inconsistent { .. }));
+    }
+
+    #[test]
+    fn keys_are_written_as_serde_json_writes_them() {
+        for key in [
+            "k1",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "nl\n",
+            "\u{1}",
+            "\u{7f}",
+            "é ü 🦀",
+            "</script>",
+        ] {
+            let mut fast = Vec::new();
+            write_json_string(&mut fast, key).unwrap();
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                serde_json::to_string(key).unwrap()
+            );
+        }
     }
 
     #[test]
