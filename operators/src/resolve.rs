@@ -3,7 +3,9 @@
 //! Input: an append-only collection of records (each with diff `+1`; a replay is another
 //! record). Output: the collection of current records, one per id, including deletes: the
 //! record with the greatest `(version, position)` among all records of its id so far.
-//! Consumers skip deletes to aggregate; counting them gives the deleted ids.
+//! Consumers skip deletes to aggregate; counting them gives the deleted ids. The output
+//! records carry no `source` and `seq`: only gap detection reads them, before resolution, so
+//! the operator neither keeps nor copies them.
 //!
 //! Per id the operator keeps only the current record, not its history: a new record either
 //! loses (a replay or stale version: no output at all) or wins, and then the operator emits
@@ -92,7 +94,10 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                             });
                         }
                         let mut session = output.session(&capability);
-                        for event in events {
+                        for mut event in events {
+                            // Only gap detection, upstream, reads the producer's fields.
+                            event.source = None;
+                            event.seq = None;
                             let hash = hasher.hash_one(event.id.as_str());
                             match current.entry(
                                 hash,
