@@ -18,6 +18,7 @@ use std::hash::BuildHasher;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use hashbrown::hash_table::HashTable;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::generic::operator::empty;
@@ -67,8 +68,9 @@ type GroupKey = (Window, String);
 /// The state of one group: its values with multiplicities, and running count and sum.
 #[derive(Clone, Debug, Default)]
 struct Group {
-    /// Distinct values, ascending, each with a positive multiplicity.
-    values: Vec<(Decimal, i64)>,
+    /// Distinct values, ascending, each with a positive multiplicity; most groups have one,
+    /// held inline.
+    values: SmallVec<[(Decimal, i64); 1]>,
     count: i64,
     /// The exact sum, or `None` while it does not fit (then recomputed on each change).
     sum: Option<i128>,
