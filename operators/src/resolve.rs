@@ -26,7 +26,8 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::generic::operator::empty;
 
-use crate::event::{Event, Time, epoch_of};
+use crate::decimal::Decimal;
+use crate::event::{Event, Op, Position, Time, epoch_of};
 use crate::stash::Stash;
 use crate::time::Millis;
 use crate::watermark::{Bounds, Horizons, Marks, gauge_add};
@@ -67,7 +68,7 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                 // The current record of each id, found by the hash of the id. Boxed, so the
                 // table's slots (and its growth) cost a pointer each.
                 let hasher = foldhash::fast::RandomState::default();
-                let mut current: HashTable<Box<Event>> = HashTable::new();
+                let mut current: HashTable<Box<Current>> = HashTable::new();
                 // With a finite lateness: the hashes of ids by the expiry of the record that
                 // made them current. An entry is stale if the id has a later record since.
                 let mut expiring: BTreeMap<Millis, Vec<u64>> = BTreeMap::new();
@@ -108,12 +109,14 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
                                     if old.get().precedence() >= event.precedence() {
                                         continue;
                                     }
-                                    let old =
-                                        std::mem::replace(&mut **old.get_mut(), event.clone());
-                                    session.give((old, time, -1));
+                                    let old = std::mem::replace(
+                                        &mut **old.get_mut(),
+                                        Current::of(&event),
+                                    );
+                                    session.give((old.into_event(), time, -1));
                                 }
                                 Entry::Vacant(slot) => {
-                                    slot.insert(Box::new(event.clone()));
+                                    slot.insert(Box::new(Current::of(&event)));
                                 }
                             }
                             if lateness.is_bounded() {
@@ -141,12 +144,57 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
     }
 }
 
+/// What the operator keeps of an id's current record: all of it but the producer's fields.
+#[derive(Debug)]
+struct Current {
+    id: String,
+    key: String,
+    ts: Millis,
+    value: Decimal,
+    op: Op,
+    version: u64,
+    position: Position,
+}
+
+impl Current {
+    fn of(event: &Event) -> Current {
+        Current {
+            id: event.id.clone(),
+            key: event.key.clone(),
+            ts: event.ts,
+            value: event.value,
+            op: event.op,
+            version: event.version,
+            position: event.position,
+        }
+    }
+
+    fn precedence(&self) -> (u64, Position) {
+        (self.version, self.position)
+    }
+
+    /// The record as it was emitted: without `source` and `seq`.
+    fn into_event(self) -> Event {
+        Event {
+            id: self.id,
+            key: self.key,
+            ts: self.ts,
+            value: self.value,
+            op: self.op,
+            version: self.version,
+            position: self.position,
+            source: None,
+            seq: None,
+        }
+    }
+}
+
 /// Removes every id whose current record expires at or before `horizon`.
 fn forget_expired(
-    current: &mut HashTable<Box<Event>>,
+    current: &mut HashTable<Box<Current>>,
     expiring: &mut BTreeMap<Millis, Vec<u64>>,
     horizon: Millis,
-    expiry: impl Fn(&Event) -> Millis,
+    expiry: impl Fn(&Current) -> Millis,
 ) {
     while let Some(entry) = expiring.first_entry() {
         if *entry.key() > horizon {
