@@ -326,13 +326,10 @@ impl Table {
         } else {
             std::mem::take(&mut self.dirty)
         };
+        let windows: Vec<Window> = windows.into_iter().collect();
+        let digests = self.window_digests_of(&windows);
         let mut changes = Vec::new();
-        for window in windows {
-            let rows = self
-                .rows
-                .range((window, String::new())..)
-                .take_while(|((w, _), _)| *w == window);
-            let new = digest_table(rows, self.scale).windows.pop();
+        for (window, new) in windows.into_iter().zip(digests) {
             let old = match &new {
                 Some(digest) => self.window_digests.insert(window, digest.clone()),
                 None => self.window_digests.remove(&window),
@@ -348,6 +345,34 @@ impl Table {
         self.dirty.clear();
         self.all_dirty = false;
         changes
+    }
+
+    /// The current digest of each of `windows` (`None` for a window without rows); many
+    /// windows (a large epoch) are hashed on all cores.
+    fn window_digests_of(&self, windows: &[Window]) -> Vec<Option<WindowDigest>> {
+        let (rows, scale) = (&self.rows, self.scale);
+        let one = move |window: &Window| {
+            let window = *window;
+            let rows = rows
+                .range((window, String::new())..)
+                .take_while(move |((w, _), _)| *w == window);
+            digest_table(rows, scale).windows.pop()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if windows.len() < 16 || threads == 1 {
+            return windows.iter().map(one).collect();
+        }
+        let part = windows.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = windows
+                .chunks(part)
+                .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("hashing rows does not panic"))
+                .collect()
+        })
     }
 
     /// Whether changes of the open epoch have been applied: then the rows are not those of
