@@ -815,6 +815,44 @@ mod tests {
     }
 
     #[test]
+    fn refreshed_digests_of_many_windows_equal_a_recompute() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let mut out = Vec::new();
+        // 40 windows (hashed on all cores), then an epoch that changes 30 of them and empties 5.
+        let epoch0: Vec<_> = (0..40)
+            .flat_map(|w| {
+                [
+                    (row(w * 60_000, "a", 1, w as i128), 1),
+                    (row(w * 60_000, "b", 1, 1), 1),
+                ]
+            })
+            .collect();
+        table.apply_epoch(0, epoch0, &mut out).unwrap();
+        let first = table.refresh_digests();
+        assert_eq!(first.len(), 40);
+        assert!(first.iter().all(|c| c.old.is_none() && c.new.is_some()));
+        assert_eq!(table.digest(), digest_table(table.rows(), table.scale));
+        let mut epoch1 = Vec::new();
+        for w in 0..30 {
+            epoch1.push((row(w * 60_000, "a", 1, w as i128), -1));
+            if w >= 5 {
+                epoch1.push((row(w * 60_000, "a", 2, w as i128 + 1), 1));
+            } else {
+                epoch1.push((row(w * 60_000, "b", 1, 1), -1));
+            }
+        }
+        table.apply_epoch(1, epoch1, &mut out).unwrap();
+        let second = table.refresh_digests();
+        assert_eq!(second.len(), 30);
+        assert_eq!(second.iter().filter(|c| c.new.is_none()).count(), 5);
+        assert_eq!(table.digest(), digest_table(table.rows(), table.scale));
+        assert_eq!(
+            table.table_digest(),
+            digest_table(table.rows(), table.scale).table
+        );
+    }
+
+    #[test]
     fn changelog_lines_are_consolidated_and_ordered() {
         let mut table = Table::new(Scale::DEFAULT);
         let mut out = Vec::new();
