@@ -216,6 +216,9 @@ impl Delta {
     }
 }
 
+/// The published and the correct values of a row, where it has them.
+type Sides = (Option<Values>, Option<Values>);
+
 /// How one (window, key) compares.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Discrepancy<'a> {
@@ -263,6 +266,12 @@ impl Discrepancy<'_> {
     /// Whether its line carries values: everything but an exact match.
     fn shows_values(&self) -> bool {
         self.kind != Kind::Match || self.published != self.correct
+    }
+
+    /// What its line (for a given row) is made of: the kind, and the values it shows.
+    fn shown(&self) -> (Kind, Option<Sides>) {
+        let values = (self.published, self.correct);
+        (self.kind, self.shows_values().then_some(values))
     }
 }
 
@@ -437,20 +446,11 @@ impl Reconciler {
             return Ok(lines);
         }
         let mut insertions = Vec::new();
-        let (mut old_text, mut new_text) = (Vec::new(), Vec::new());
         for &(row, old, new) in changes {
-            old_text.clear();
-            new_text.clear();
             let before = self.compare(row, old);
             let after = self.compare(row, new);
-            if let Some(d) = &before {
-                write_discrepancy(&mut old_text, self.scale, None, d)?;
-            }
-            if let Some(d) = &after {
-                write_discrepancy(&mut new_text, self.scale, None, d)?;
-            }
-            if old_text == new_text {
-                continue;
+            if before.as_ref().map(Discrepancy::shown) == after.as_ref().map(Discrepancy::shown) {
+                continue; // the row's line is the same
             }
             if let Some(d) = &before {
                 write_discrepancy(out, self.scale, Some((epoch, -1)), d)?;

@@ -448,14 +448,11 @@ impl Table {
             digest_table(&self.rows, self.scale).windows
         } else {
             let mut open = self.window_digests.clone();
-            for &window in &self.dirty {
-                let rows = self
-                    .rows
-                    .range((window, String::new())..)
-                    .take_while(|((w, _), _)| *w == window);
-                match digest_table(rows, self.scale).windows.pop() {
-                    Some(digest) => open.insert(window, digest),
-                    None => open.remove(&window),
+            let dirty: Vec<Window> = self.dirty.iter().copied().collect();
+            for (window, digest) in dirty.iter().zip(self.window_digests_of(&dirty)) {
+                match digest {
+                    Some(digest) => open.insert(*window, digest),
+                    None => open.remove(window),
                 };
             }
             open.into_values().collect()
