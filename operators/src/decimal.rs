@@ -262,6 +262,12 @@ impl Decimal {
         text
     }
 
+    /// Appends the canonical text of [`Decimal::to_canonical`] to `out`: the fast path of row
+    /// formatting, with no `fmt` machinery.
+    pub fn write_canonical(self, scale: Scale, out: &mut Vec<u8>) {
+        out.extend_from_slice(Rendered::new(self, scale).as_bytes());
+    }
+
     /// A Display adapter writing the canonical text of [`Decimal::to_canonical`] without an
     /// intermediate `String`. It honours width, fill and alignment (`{:>12}`).
     pub fn display(self, scale: Scale) -> impl fmt::Display {
@@ -418,6 +424,14 @@ fn trailing_garbage(text: &str, next: u8, had_dot: bool) -> DecimalError {
     }
 }
 
+/// "00", "01", ..., "99": two decimal digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Canonical text of a value, rendered on the stack.
 struct Rendered {
     /// Long enough for `-` + 39 digits + `.` (at most 41 bytes).
@@ -444,14 +458,21 @@ impl Rendered {
                 chunk /= 10;
             }
         }
+        // Two digits per division.
         let mut rest = magnitude as u64;
-        loop {
+        while rest >= 100 {
+            let pair = (rest % 100) as usize * 2;
+            rest /= 100;
+            pos -= 2;
+            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if rest >= 10 {
+            let pair = rest as usize * 2;
+            pos -= 2;
+            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
             pos -= 1;
-            digits[pos] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
+            digits[pos] = b'0' + rest as u8;
         }
         // At least one integer digit before the fraction.
         let width = (WIDTH - pos).max(scale + 1);
@@ -1110,6 +1131,32 @@ mod tests {
             let text = x.to_canonical(scale);
             prop_assert_eq!(Decimal::parse(&text, scale), Ok(x), "text {}", text);
             prop_assert_eq!(x.display(scale).to_string(), text);
+        }
+
+        #[test]
+        fn canonical_text_equals_a_naive_rendering(
+            units in prop_oneof![
+                any::<i128>(),
+                any::<i64>().prop_map(i128::from),
+                -100_000i128..100_000,
+            ],
+            digits in 0u32..=18,
+        ) {
+            // The digits of |units| from `u128`'s Display, the point inserted by hand.
+            let scale = digits as usize;
+            let magnitude = format!("{:0>width$}", units.unsigned_abs(), width = scale + 1);
+            let (int, frac) = magnitude.split_at(magnitude.len() - scale);
+            let frac = frac.trim_end_matches('0');
+            let sign = if units < 0 { "-" } else { "" };
+            let naive = if frac.is_empty() {
+                format!("{sign}{int}")
+            } else {
+                format!("{sign}{int}.{frac}")
+            };
+            prop_assert_eq!(Decimal(units).to_canonical(s(digits)), naive.clone());
+            let mut written = b"row|".to_vec();
+            Decimal(units).write_canonical(s(digits), &mut written);
+            prop_assert_eq!(written, format!("row|{naive}").into_bytes());
         }
 
         #[test]

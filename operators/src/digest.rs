@@ -6,8 +6,6 @@
 //! each window in ascending (start, end) order. Two tables are equal exactly when their table
 //! digests are; a differing window is found by comparing window digests alone.
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -36,29 +34,38 @@ pub struct TableDigest {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     out
 }
 
 /// Appends the row text of one (key, aggregates) to `out`.
-fn write_row_text(out: &mut String, key: &str, agg: &Agg, scale: Scale) {
-    let _ = write!(out, "{}:{key}|{}|", key.len(), agg.count);
+fn write_row_text(out: &mut Vec<u8>, key: &str, agg: &Agg, scale: Scale) {
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(number.format(key.len()).as_bytes());
+    out.push(b':');
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(number.format(agg.count).as_bytes());
+    out.push(b'|');
     match agg.sum {
-        Some(sum) => {
-            let _ = write!(out, "{}", sum.display(scale));
-        }
-        None => out.push_str("overflow"),
+        Some(sum) => sum.write_canonical(scale, out),
+        None => out.extend_from_slice(b"overflow"),
     }
-    let _ = writeln!(
-        out,
-        "|{}|{}",
-        agg.min.display(scale),
-        agg.max.display(scale)
-    );
+    out.push(b'|');
+    agg.min.write_canonical(scale, out);
+    out.push(b'|');
+    agg.max.write_canonical(scale, out);
+    out.push(b'\n');
 }
+
+/// Row text is hashed in blocks of about this many bytes: one hasher call per block, not per
+/// row.
+const HASH_BLOCK: usize = 1 << 16;
 
 /// Digests a table given in (window, key) order, as a `BTreeMap` of rows iterates it.
 pub fn digest_table<'a>(
@@ -67,28 +74,36 @@ pub fn digest_table<'a>(
 ) -> TableDigest {
     let mut windows = Vec::new();
     let mut current: Option<(Window, Sha256)> = None;
-    let finish = |(window, hasher): (Window, Sha256)| WindowDigest {
-        start: window.start,
-        end: window.end,
-        digest: hex(&hasher.finalize()),
-    };
-    let mut text = String::new();
-    for ((window, key), agg) in rows {
+    let mut text = Vec::with_capacity(HASH_BLOCK + 256);
+    let finish = |(window, mut hasher): (Window, Sha256), text: &mut Vec<u8>| {
+        hasher.update(&*text);
         text.clear();
-        write_row_text(&mut text, key, agg, scale);
+        WindowDigest {
+            start: window.start,
+            end: window.end,
+            digest: hex(&hasher.finalize()),
+        }
+    };
+    for ((window, key), agg) in rows {
         match &mut current {
-            Some((w, hasher)) if w == window => hasher.update(&text),
+            Some((w, hasher)) if w == window => {
+                if text.len() >= HASH_BLOCK {
+                    hasher.update(&text);
+                    text.clear();
+                }
+            }
             _ => {
                 if let Some(done) = current.take() {
-                    windows.push(finish(done));
+                    windows.push(finish(done, &mut text));
                 }
-                let mut hasher = Sha256::new();
-                hasher.update(&text);
-                current = Some((*window, hasher));
+                current = Some((*window, Sha256::new()));
             }
         }
+        write_row_text(&mut text, key, agg, scale);
     }
-    windows.extend(current.map(finish));
+    if let Some(done) = current.take() {
+        windows.push(finish(done, &mut text));
+    }
     digest_windows(windows)
 }
 
@@ -104,12 +119,21 @@ pub fn digest_windows(windows: Vec<WindowDigest>) -> TableDigest {
 /// building the list.
 pub fn table_digest<'a>(windows: impl IntoIterator<Item = &'a WindowDigest>) -> String {
     let mut table = Sha256::new();
-    let mut line = String::new();
+    let mut text = Vec::with_capacity(HASH_BLOCK + 256);
+    let mut number = itoa::Buffer::new();
     for w in windows {
-        line.clear();
-        let _ = writeln!(line, "{}:{}:{}", w.start, w.end, w.digest);
-        table.update(&line);
+        text.extend_from_slice(number.format(w.start).as_bytes());
+        text.push(b':');
+        text.extend_from_slice(number.format(w.end).as_bytes());
+        text.push(b':');
+        text.extend_from_slice(w.digest.as_bytes());
+        text.push(b'\n');
+        if text.len() >= HASH_BLOCK {
+            table.update(&text);
+            text.clear();
+        }
     }
+    table.update(&text);
     hex(&table.finalize())
 }
 

@@ -547,11 +547,21 @@ where
 {
     const BLOCK: usize = 1 << 15;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Few rows (a small epoch's changes) are formatted here: starting threads costs more.
+    const FEW: usize = 1 << 10;
     let mut rows = rows.peekable();
-    let mut block = Vec::with_capacity(BLOCK);
+    let mut block = Vec::new();
     while rows.peek().is_some() {
         block.clear();
         block.extend(rows.by_ref().take(BLOCK));
+        if threads == 1 || block.len() < FEW {
+            let mut writer = RowWriter::new(scale);
+            for (row, change) in &block {
+                let (window, key, agg) = row.parts();
+                writer.write(out, *change, window, key, agg)?;
+            }
+            continue;
+        }
         let part = block.len().div_ceil(threads);
         let texts = std::thread::scope(|scope| {
             let handles: Vec<_> = block
@@ -602,6 +612,8 @@ impl<'a> RowRef<'a> for (&'a (Window, String), &'a Agg) {
 struct RowWriter {
     scale: Scale,
     window: Option<(Window, String, String)>,
+    /// The line being formatted, kept to reuse its allocation.
+    line: Vec<u8>,
 }
 
 impl RowWriter {
@@ -609,6 +621,7 @@ impl RowWriter {
         RowWriter {
             scale,
             window: None,
+            line: Vec::with_capacity(256),
         }
     }
 
@@ -655,32 +668,45 @@ impl RowWriter {
         agg: &Agg,
     ) -> Result<(), SinkError> {
         let scale = self.scale;
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         let RowFields {
             start,
             end,
             sum,
             mean,
         } = self.fields(window, key, agg)?;
+        let mut number = itoa::Buffer::new();
         if let Some((epoch, diff)) = change {
-            write!(out, "{{\"epoch\":{epoch},\"diff\":{diff},")?;
+            line.extend_from_slice(b"{\"epoch\":");
+            line.extend_from_slice(number.format(epoch).as_bytes());
+            line.extend_from_slice(b",\"diff\":");
+            line.extend_from_slice(number.format(diff).as_bytes());
+            line.push(b',');
         } else {
-            out.write_all(b"{")?;
+            line.push(b'{');
         }
-        write!(
-            out,
-            "\"window_start\":\"{start}\",\"window_end\":\"{end}\",\"key\":"
-        )?;
-        write_json_string(out, key)?;
-        writeln!(
-            out,
-            ",\"count\":{},\"sum\":\"{}\",\"min\":\"{}\",\"max\":\"{}\",\"mean\":\"{}\"}}",
-            agg.count,
-            sum.display(scale),
-            agg.min.display(scale),
-            agg.max.display(scale),
-            mean.display(scale),
-        )?;
-        Ok(())
+        line.extend_from_slice(b"\"window_start\":\"");
+        line.extend_from_slice(start.as_bytes());
+        line.extend_from_slice(b"\",\"window_end\":\"");
+        line.extend_from_slice(end.as_bytes());
+        line.extend_from_slice(b"\",\"key\":");
+        write_json_string(&mut line, key)?;
+        line.extend_from_slice(b",\"count\":");
+        line.extend_from_slice(number.format(agg.count).as_bytes());
+        for (name, value) in [
+            (&b",\"sum\":\""[..], sum),
+            (b"\",\"min\":\"", agg.min),
+            (b"\",\"max\":\"", agg.max),
+            (b"\",\"mean\":\"", mean),
+        ] {
+            line.extend_from_slice(name);
+            value.write_canonical(scale, &mut line);
+        }
+        line.extend_from_slice(b"\"}\n");
+        let written = out.write_all(&line);
+        self.line = line;
+        Ok(written?)
     }
 }
 
