@@ -16,6 +16,7 @@ use amend_operators::digest::{TableDigest, digest_table};
 use amend_operators::reconcile::{ReconcileOutputs, Reconciler, Reconciliation};
 use amend_operators::snapshot::{SnapshotRow, SnapshotRows};
 use amend_operators::{Agg, Decimal, Scale, Window};
+use compact_str::CompactString;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -112,14 +113,14 @@ fn agg(count: u64, sum: i128, min: i128, max: i128) -> Agg {
     }
 }
 
-fn row(minute: i64, key: &str) -> (Window, String) {
+fn row(minute: i64, key: &str) -> (Window, CompactString) {
     let start = T0 + minute * MINUTE;
     (
         Window {
             start,
             end: start + MINUTE,
         },
-        key.to_owned(),
+        key.into(),
     )
 }
 
@@ -137,7 +138,7 @@ struct Case {
 
 fn case() -> Case {
     let scale = Scale::new(2).unwrap();
-    let correct: BTreeMap<(Window, String), Agg> = [
+    let correct: BTreeMap<(Window, CompactString), Agg> = [
         (row(0, "a"), agg(2, 300, 100, 200)),
         (row(0, AMPERSANDS), agg(3, 1250, 50, 900)),
         (row(1, "b"), agg(1, 700, 700, 700)),
@@ -146,7 +147,7 @@ fn case() -> Case {
     ]
     .into_iter()
     .collect();
-    let published_tables: BTreeMap<(Window, String), Agg> = [
+    let published_tables: BTreeMap<(Window, CompactString), Agg> = [
         (row(0, "a"), agg(2, 300, 100, 200)),
         (row(0, AMPERSANDS), agg(2, 1000, 50, 900)),
         (row(2, "c"), agg(1, 1, 1, 1)),

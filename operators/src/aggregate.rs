@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
+use compact_str::CompactString;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use hashbrown::hash_table::HashTable;
 use serde::{Deserialize, Serialize};
@@ -60,10 +61,10 @@ impl Agg {
 }
 
 /// One row of the aggregate table.
-pub type AggRow = ((Window, String), Agg);
+pub type AggRow = ((Window, CompactString), Agg);
 
 /// What a group is keyed by.
-type GroupKey = (Window, String);
+type GroupKey = (Window, CompactString);
 
 /// The state of one group: its values with multiplicities, and running count and sum.
 #[derive(Clone, Debug, Default)]

@@ -17,6 +17,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use compact_str::CompactString;
+
 use crate::decimal::{Decimal, DecimalError, Scale};
 use crate::event::{Event, Op, Position};
 use crate::time::{self, TimeError, shorten};
@@ -381,7 +383,7 @@ impl Decoder {
         };
         let source = match cells.get(Field::Source) {
             None => None,
-            Some(cell) => Some(cell.string(names.name(Field::Source))?),
+            Some(cell) => Some(cell.string(names.name(Field::Source))?.into_string()),
         };
         let seq = match cells.get(Field::Seq) {
             None => None,
@@ -545,13 +547,13 @@ impl Cell<'_> {
         }
     }
 
-    fn string(&self, field: &str) -> Result<String, BadRecord> {
-        Ok(self.text(field, "a string")?.into_owned())
+    fn string(&self, field: &str) -> Result<CompactString, BadRecord> {
+        Ok(self.text(field, "a string")?.into())
     }
 
-    fn id(&self, field: &str) -> Result<String, BadRecord> {
+    fn id(&self, field: &str) -> Result<CompactString, BadRecord> {
         let id = match self {
-            Cell::Json(raw) if is_json_integer(raw) => (*raw).to_owned(),
+            Cell::Json(raw) if is_json_integer(raw) => CompactString::from(*raw),
             _ => self
                 .string(field)
                 .map_err(|_| self.wrong(field, "a string or an integer"))?,

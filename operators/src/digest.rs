@@ -6,6 +6,7 @@
 //! each window in ascending (start, end) order. Two tables are equal exactly when their table
 //! digests are; a differing window is found by comparing window digests alone.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -69,7 +70,7 @@ const HASH_BLOCK: usize = 1 << 16;
 
 /// Digests a table given in (window, key) order, as a `BTreeMap` of rows iterates it.
 pub fn digest_table<'a>(
-    rows: impl IntoIterator<Item = (&'a (Window, String), &'a Agg)>,
+    rows: impl IntoIterator<Item = (&'a (Window, CompactString), &'a Agg)>,
     scale: Scale,
 ) -> TableDigest {
     let mut windows = Vec::new();
@@ -168,9 +169,9 @@ mod tests {
             end: 120_000,
         };
         let mut rows = BTreeMap::new();
-        rows.insert((w1, "b".to_string()), agg(1, -5, -5, -5));
-        rows.insert((w1, "a".to_string()), agg(2, 3050, 1000, 2050));
-        rows.insert((w2, "é".to_string()), agg(1, 0, 0, 0));
+        rows.insert((w1, "b".into()), agg(1, -5, -5, -5));
+        rows.insert((w1, "a".into()), agg(2, 3050, 1000, 2050));
+        rows.insert((w2, "é".into()), agg(1, 0, 0, 0));
         let digest = digest_table(&rows, scale);
         // Hand-written hash inputs: keys in byte order, byte lengths, canonical decimals.
         let d1 = sha("1:a|2|30.5|10|20.5\n1:b|1|-0.05|-0.05|-0.05\n");
@@ -202,10 +203,10 @@ mod tests {
         };
         let mut rows = BTreeMap::new();
         for s in [0, 10, 20] {
-            rows.insert((w(s), "k".to_string()), agg(1, 7, 7, 7));
+            rows.insert((w(s), "k".into()), agg(1, 7, 7, 7));
         }
         let before = digest_table(&rows, Scale::DEFAULT);
-        rows.insert((w(10), "k".to_string()), agg(1, 8, 8, 8));
+        rows.insert((w(10), "k".into()), agg(1, 8, 8, 8));
         let after = digest_table(&rows, Scale::DEFAULT);
         assert_ne!(before.table, after.table);
         let changed: Vec<_> = (0..3)

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::CompactString;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
@@ -70,7 +71,7 @@ pub struct Estimate {
 }
 
 /// One estimated row: a (window, key) with no records.
-pub type EstimateRow = ((Window, String), Estimate);
+pub type EstimateRow = ((Window, CompactString), Estimate);
 
 impl Estimate {
     fn of(agg: &Agg) -> Option<Estimate> {
@@ -193,7 +194,7 @@ impl<'scope> Estimates<'scope> for VecCollection<'scope, Time, AggRow> {
         self.inner
             .unary_frontier(exchange, "Estimates", move |_, _| {
                 // Each key's observed windows.
-                let mut keys: BTreeMap<String, BTreeMap<Window, Agg>> = BTreeMap::new();
+                let mut keys: BTreeMap<CompactString, BTreeMap<Window, Agg>> = BTreeMap::new();
                 let mut pending = Stash::default();
                 move |(input, frontier), output| {
                     input.for_each(|capability, data| {
@@ -206,7 +207,7 @@ impl<'scope> Estimates<'scope> for VecCollection<'scope, Time, AggRow> {
                     {
                         // Retractions first, so a row replaced within the time is there after.
                         changes.sort_by_key(|(_, diff)| *diff);
-                        let touched: BTreeSet<String> = changes
+                        let touched: BTreeSet<CompactString> = changes
                             .iter()
                             .map(|(((_, key), _), _)| key.clone())
                             .collect();

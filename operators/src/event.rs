@@ -1,5 +1,6 @@
 //! The typed records that flow through a pipeline: events, their positions, dead letters.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::decimal::Decimal;
@@ -80,10 +81,10 @@ impl Position {
 /// A decoded, valid input record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Event {
-    /// Identity of the event: the idempotency key.
-    pub id: String,
-    /// Group key of the aggregates.
-    pub key: String,
+    /// Identity of the event: the idempotency key. Short ids (up to 24 bytes) are held inline.
+    pub id: CompactString,
+    /// Group key of the aggregates; held inline like the id.
+    pub key: CompactString,
     /// Event time.
     pub ts: Millis,
     /// The amount, in units of 10^-scale.

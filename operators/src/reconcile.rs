@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::aggregate::Agg;
@@ -277,7 +278,7 @@ impl Discrepancy<'_> {
 
 /// Compares one (window, key); `None` if neither table has it.
 pub fn classify<'a>(
-    row: &'a (Window, String),
+    row: &'a (Window, CompactString),
     published: Option<Values>,
     correct: Option<Values>,
     tolerance: Decimal,
@@ -382,7 +383,7 @@ impl Reconciler {
 
     fn compare<'a>(
         &self,
-        row: &'a (Window, String),
+        row: &'a (Window, CompactString),
         correct: Option<&Agg>,
     ) -> Option<Discrepancy<'a>> {
         let published = self.published.get(row).map(Values::published);
@@ -393,7 +394,7 @@ impl Reconciler {
     /// order), in (window, key) order: one merge walk.
     pub fn walk<'a>(
         &'a self,
-        correct: impl IntoIterator<Item = (&'a (Window, String), &'a Agg)>,
+        correct: impl IntoIterator<Item = (&'a (Window, CompactString), &'a Agg)>,
     ) -> impl Iterator<Item = Discrepancy<'a>> {
         let mut published = self.published.iter().peekable();
         let mut correct = correct.into_iter().peekable();
@@ -433,7 +434,7 @@ impl Reconciler {
         &mut self,
         epoch: u64,
         changes: &[RowChange<'a>],
-        table: &'a BTreeMap<(Window, String), Agg>,
+        table: &'a BTreeMap<(Window, CompactString), Agg>,
         out: &mut impl Write,
     ) -> io::Result<u64> {
         let mut lines = 0;
@@ -470,7 +471,7 @@ impl Reconciler {
     /// returns the counts, the per-window timeline and the `largest` largest discrepancies.
     pub fn write<'a>(
         &'a self,
-        correct: impl IntoIterator<Item = (&'a (Window, String), &'a Agg)>,
+        correct: impl IntoIterator<Item = (&'a (Window, CompactString), &'a Agg)>,
         epoch: u64,
         largest: usize,
         out: ReconcileOutputs<'_>,
@@ -708,17 +709,17 @@ mod tests {
         }
     }
 
-    fn row(start: i64, key: &str) -> (Window, String) {
+    fn row(start: i64, key: &str) -> (Window, CompactString) {
         (
             Window {
                 start,
                 end: start + 60_000,
             },
-            key.to_owned(),
+            key.into(),
         )
     }
 
-    fn published(rows: &[((Window, String), Agg)]) -> SnapshotRows {
+    fn published(rows: &[((Window, CompactString), Agg)]) -> SnapshotRows {
         rows.iter()
             .enumerate()
             .map(|(i, (row, agg))| {
@@ -735,7 +736,7 @@ mod tests {
 
     fn kinds(
         reconciler: &Reconciler,
-        correct: &BTreeMap<(Window, String), Agg>,
+        correct: &BTreeMap<(Window, CompactString), Agg>,
     ) -> Vec<(String, Kind)> {
         reconciler
             .walk(correct)

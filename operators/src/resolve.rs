@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
+use compact_str::CompactString;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use hashbrown::hash_table::{Entry, HashTable};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -147,8 +148,8 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
 /// What the operator keeps of an id's current record: all of it but the producer's fields.
 #[derive(Debug)]
 struct Current {
-    id: String,
-    key: String,
+    id: CompactString,
+    key: CompactString,
     ts: Millis,
     value: Decimal,
     op: Op,

@@ -29,6 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 
+use compact_str::CompactString;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use hashbrown::hash_table::HashTable;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -44,7 +45,7 @@ use crate::watermark::{Bounds, Horizons, Marks, gauge_add};
 use crate::window::{Window, WindowSpec};
 
 /// One change to a key's records: `(key, ts, value, diff)`.
-pub type SessionUpdate = (String, Millis, Decimal, i64);
+pub type SessionUpdate = (CompactString, Millis, Decimal, i64);
 
 /// One session of a key: its last record's time (its start is the map key), and its row.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -58,7 +59,7 @@ struct Session {
 /// The records and sessions of one key.
 #[derive(Clone, Debug)]
 struct KeyState {
-    key: String,
+    key: CompactString,
     /// `(ts, value)` → multiplicity (never zero), ordered by time, then value.
     records: BTreeMap<(Millis, Decimal), i64>,
     /// Session start → session. Sessions are disjoint and cover every record.
@@ -74,7 +75,7 @@ pub struct SessionState {
     keys: HashTable<Box<KeyState>>,
     /// `(last ts of the key's first session, key)` for every key: sessions of a key close in
     /// time order, so this finds every closable session without visiting other keys.
-    first_ends: BTreeSet<(Millis, String)>,
+    first_ends: BTreeSet<(Millis, CompactString)>,
     /// Sum of the multiplicities of all records held.
     records: i64,
     /// Number of sessions held.
@@ -244,7 +245,7 @@ impl SessionState {
     /// Applies one key's consolidated changes, sorted by `(ts, value)`.
     fn apply_key(
         &mut self,
-        key: String,
+        key: CompactString,
         changes: &[(Millis, Decimal, i64)],
         out: &mut Vec<(AggRow, i64)>,
     ) {
@@ -512,11 +513,14 @@ mod tests {
     }
 
     fn row(start: Millis, end: Millis, key: &str, values: &[i128]) -> AggRow {
-        ((Window { start, end }, key.to_string()), agg(values))
+        (
+            (Window { start, end }, CompactString::from(key)),
+            agg(values),
+        )
     }
 
     fn up(key: &str, ts: Millis, value: i128, diff: i64) -> SessionUpdate {
-        (key.to_string(), ts, Decimal(value), diff)
+        (CompactString::from(key), ts, Decimal(value), diff)
     }
 
     /// Applies one time's updates and returns its row changes, sorted.
@@ -698,7 +702,7 @@ mod tests {
     }
 
     /// Sessions of `records` from the definition, as a sorted table.
-    fn recompute(records: &BTreeMap<(String, Millis, i128), i64>) -> Vec<AggRow> {
+    fn recompute(records: &BTreeMap<(CompactString, Millis, i128), i64>) -> Vec<AggRow> {
         let mut by_key: BTreeMap<&str, Vec<(Millis, i128)>> = BTreeMap::new();
         for ((key, ts, value), n) in records {
             for _ in 0..*n {
@@ -738,8 +742,8 @@ mod tests {
         };
         for round in 0..300 {
             let mut state = SessionState::new(G);
-            let mut records: BTreeMap<(String, Millis, i128), i64> = BTreeMap::new();
-            let mut table: BTreeMap<(Window, String), Agg> = BTreeMap::new();
+            let mut records: BTreeMap<(CompactString, Millis, i128), i64> = BTreeMap::new();
+            let mut table: BTreeMap<(Window, CompactString), Agg> = BTreeMap::new();
             let span = [30, 60, 200][round % 3];
             for _ in 0..1 + next(12) {
                 let mut updates = Vec::new();
@@ -753,7 +757,7 @@ mod tests {
                         let key = ["a", "b", "c"][next(3) as usize].to_string();
                         let ts = next(span) as Millis - 10;
                         let value = next(7) as i128 - 3;
-                        updates.push((key, ts, Decimal(value), 1));
+                        updates.push((key.into(), ts, Decimal(value), 1));
                     }
                 }
                 // Keep the input a valid collection: never retract below zero.
@@ -801,8 +805,8 @@ mod tests {
         let mut released = 0;
         for round in 0..200 {
             let mut state = SessionState::new(G);
-            let mut records: BTreeMap<(String, Millis, i128), i64> = BTreeMap::new();
-            let mut table: BTreeMap<(Window, String), Agg> = BTreeMap::new();
+            let mut records: BTreeMap<(CompactString, Millis, i128), i64> = BTreeMap::new();
+            let mut table: BTreeMap<(Window, CompactString), Agg> = BTreeMap::new();
             let mut horizon: Millis = -100;
             for _ in 0..20 {
                 horizon += next(12) as Millis;
@@ -820,7 +824,7 @@ mod tests {
                         *records.get_mut(&(key.clone(), ts, value)).unwrap() -= 1;
                         updates.push((key, ts, Decimal(value), -1));
                     } else {
-                        let key = ["a", "b"][next(2) as usize].to_string();
+                        let key = CompactString::from(["a", "b"][next(2) as usize]);
                         let ts = horizon - G + 1 + next(40) as Millis;
                         let value = next(5) as i128;
                         *records.entry((key.clone(), ts, value)).or_insert(0) += 1;
@@ -859,7 +863,7 @@ mod tests {
         ];
         let net = |batches: &[&[SessionUpdate]]| {
             let mut state = SessionState::new(G);
-            let mut table: BTreeMap<(Window, String), Agg> = BTreeMap::new();
+            let mut table: BTreeMap<(Window, CompactString), Agg> = BTreeMap::new();
             for batch in batches {
                 for ((group, agg), diff) in step(&mut state, batch) {
                     if diff < 0 {

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::aggregate::{Agg, AggRow};
@@ -79,10 +80,10 @@ impl SnapshotFormat {
 /// was empty at the epoch's start, nothing needs recording and every row is an insertion.
 #[derive(Debug)]
 pub struct Table {
-    rows: BTreeMap<(Window, String), Agg>,
+    rows: BTreeMap<(Window, CompactString), Agg>,
     scale: Scale,
     /// Rows changed in the open epoch, with their value before it.
-    before: BTreeMap<(Window, String), Option<Agg>>,
+    before: BTreeMap<(Window, CompactString), Option<Agg>>,
     /// Whether the table was empty when the open epoch began.
     empty_before: bool,
     /// Rows of closed windows, moved out of memory.
@@ -98,7 +99,11 @@ pub struct Table {
 }
 
 /// One row's net change in an epoch: the row, its value before, its value after.
-pub type RowChange<'a> = (&'a (Window, String), Option<&'a Agg>, Option<&'a Agg>);
+pub type RowChange<'a> = (
+    &'a (Window, CompactString),
+    Option<&'a Agg>,
+    Option<&'a Agg>,
+);
 
 /// A window whose digest an epoch changed ([`Table::refresh_digests`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,7 +158,7 @@ impl Table {
     }
 
     /// The rows held in memory, in (window, key) order: all rows, unless closed ones spill.
-    pub fn rows(&self) -> &BTreeMap<(Window, String), Agg> {
+    pub fn rows(&self) -> &BTreeMap<(Window, CompactString), Agg> {
         &self.rows
     }
 
@@ -354,7 +359,7 @@ impl Table {
         let one = move |window: &Window| {
             let window = *window;
             let rows = rows
-                .range((window, String::new())..)
+                .range((window, CompactString::default())..)
                 .take_while(move |((w, _), _)| *w == window);
             digest_table(rows, scale).windows.pop()
         };
@@ -502,7 +507,7 @@ fn write_csv_header(out: &mut impl Write) -> Result<(), SinkError> {
 fn write_snapshot_rows<'a>(
     format: SnapshotFormat,
     scale: Scale,
-    rows: impl Iterator<Item = (&'a (Window, String), &'a Agg)>,
+    rows: impl Iterator<Item = (&'a (Window, CompactString), &'a Agg)>,
     out: &mut impl Write,
     header: bool,
 ) -> Result<(), SinkError> {
@@ -601,7 +606,7 @@ impl<'a> RowRef<'a> for &'a AggRow {
     }
 }
 
-impl<'a> RowRef<'a> for (&'a (Window, String), &'a Agg) {
+impl<'a> RowRef<'a> for (&'a (Window, CompactString), &'a Agg) {
     fn parts(self) -> (&'a Window, &'a str, &'a Agg) {
         (&self.0.0, &self.0.1, self.1)
     }
@@ -736,7 +741,7 @@ fn csv_error(error: csv::Error) -> SinkError {
 /// Writes estimated rows as JSON lines, in (window, key) order: the snapshot's fields, and
 /// `"estimate"` naming how they were estimated.
 pub fn write_estimates(
-    rows: &BTreeMap<(Window, String), Estimate>,
+    rows: &BTreeMap<(Window, CompactString), Estimate>,
     how: &str,
     scale: Scale,
     out: &mut impl Write,

@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use compact_str::CompactString;
 use flate2::read::MultiGzDecoder;
 use serde_json::value::RawValue;
 
@@ -146,7 +147,7 @@ pub struct SnapshotRow {
 }
 
 /// A snapshot table: its rows by (window, key).
-pub type SnapshotRows = BTreeMap<(Window, String), SnapshotRow>;
+pub type SnapshotRows = BTreeMap<(Window, CompactString), SnapshotRow>;
 
 /// Reads the snapshot file `path` (type and compression from its name) into its rows.
 pub fn read_snapshot(
@@ -183,7 +184,7 @@ pub fn read_snapshot_from(
         reason,
     };
     let mut insert = |line: u64, row: Row| -> Result<(), SnapshotError> {
-        match rows.entry((row.window, row.key)) {
+        match rows.entry((row.window, row.key.into())) {
             Entry::Vacant(slot) => {
                 slot.insert(SnapshotRow {
                     agg: row.agg,

@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
@@ -168,7 +169,7 @@ impl fmt::Display for WindowSpec {
 }
 
 /// A value counted in one window for one key.
-pub type WindowedValue = ((Window, String), Decimal);
+pub type WindowedValue = ((Window, CompactString), Decimal);
 
 /// Assigns each current record's value to its windows.
 pub trait AssignWindows<'scope> {

@@ -40,6 +40,7 @@ use amend_operators::{
 };
 use amend_operators::{DetectGaps, GapOptions, GapRow, GapTable};
 use anyhow::{Context, anyhow};
+use compact_str::CompactString;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::Serialize;
@@ -733,7 +734,7 @@ struct Sink {
     /// Input names by file index.
     sources: BTreeMap<u32, String>,
     /// Estimated rows (`--fill`).
-    estimates: BTreeMap<(Window, String), Estimate>,
+    estimates: BTreeMap<(Window, CompactString), Estimate>,
     /// The published table (`amend reconcile`).
     published: Option<PublishedTable>,
     reconcile_changelog_lines: u64,

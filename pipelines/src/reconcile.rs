@@ -17,6 +17,7 @@ use amend_operators::sink::Table;
 use amend_operators::snapshot::{digest_rows, read_snapshot};
 use amend_operators::{Agg, Scale, Window};
 use anyhow::{Context, anyhow};
+use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::config::{AggregateConfig, ReconcileSettings};
@@ -158,7 +159,7 @@ pub fn write_outputs(
     let reconciler = &*reconciler;
     let out = &config.out;
     let epoch = facts.epochs.saturating_sub(1);
-    let rows: &BTreeMap<(Window, String), Agg> = table.rows();
+    let rows: &BTreeMap<(Window, CompactString), Agg> = table.rows();
     // Three files from one walk: each written to its temporary file, renamed when all are.
     let mut result = None;
     write_atomically(&out.join("reconcile.jsonl"), |discrepancies| {
