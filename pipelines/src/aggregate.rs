@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use amend_operators::decode::{BadRecord, CsvLayout};
@@ -446,8 +446,12 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     for _ in 0..config.workers {
         // One epoch waits while the workers process the one before: reading never runs ahead.
         let (tx, rx) = mpsc::sync_channel::<Chunk>(1);
-        chunk_txs.push(tx);
-        chunk_rxs.push(Some(rx));
+        let thread = Arc::new(OnceLock::new());
+        chunk_txs.push(ChunkSender {
+            tx,
+            thread: Arc::clone(&thread),
+        });
+        chunk_rxs.push(Some((rx, thread)));
     }
     let chunk_rxs = Arc::new(Mutex::new(chunk_rxs));
     let records_read = Arc::new(AtomicU64::new(0));
@@ -509,9 +513,11 @@ pub fn run(config: &AggregateConfig) -> anyhow::Result<Summary> {
     let worker_config = Arc::new(config.clone());
     let read_counter = Arc::clone(&records_read);
     let guards = timely::execute(config.timely(), move |worker| {
-        let chunks = chunk_rxs.lock().expect("not poisoned")[worker.index()]
+        let (chunks, thread) = chunk_rxs.lock().expect("not poisoned")[worker.index()]
             .take()
             .expect("one receiver per worker");
+        // The planner wakes this thread when it sends an epoch.
+        let _ = thread.set(std::thread::current());
         let run = || {
             run_worker(
                 worker,
@@ -1159,6 +1165,24 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
     (values[rank - 1] * 1e3).round() / 1e3
+}
+
+/// Sends epochs to one worker and wakes its thread, which may be parked waiting for work: an
+/// epoch starts at once instead of at the worker's next timeout.
+struct ChunkSender {
+    tx: mpsc::SyncSender<Chunk>,
+    /// The worker's thread, once it has started.
+    thread: Arc<OnceLock<std::thread::Thread>>,
+}
+
+impl ChunkSender {
+    fn send(&self, chunk: Chunk) -> Result<(), mpsc::SendError<Chunk>> {
+        self.tx.send(chunk)?;
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+        Ok(())
+    }
 }
 
 /// Waits for the next epoch, keeping the dataflow moving meanwhile; `None` when there are no
