@@ -300,7 +300,7 @@ fn plan_file(
         }
         return Ok(Some(chunk));
     }
-    let len = fs::metadata(&file.path)?.len();
+    let len = settled_len(&file.path, tailed.planned)?;
     if len < tailed.planned {
         return Err(io::Error::other(format!(
             "{}: the file shrank from {} to {len} bytes while being followed; \
@@ -323,6 +323,37 @@ fn plan_file(
     };
     tailed.planned = end;
     Ok(Some(chunk))
+}
+
+/// A followed file that has grown by at least this much since it was last planned is watched
+/// until the write settles (see [`settled_len`]).
+const LARGE_APPEND: u64 = 1 << 20;
+/// A large append has settled once the file has not grown for this long...
+const SETTLE_QUIET: Duration = Duration::from_millis(10);
+/// ...or after this long in all.
+const SETTLE_LIMIT: Duration = Duration::from_millis(200);
+
+/// The length of a followed file to plan up to. A small append is planned at once. A large
+/// one is usually still being written, in pieces, when the planner first sees it: the file is
+/// watched until it stops growing for [`SETTLE_QUIET`] (at most [`SETTLE_LIMIT`]), so that the
+/// append becomes one epoch rather than several, each of which would pay for its changelog and
+/// window digests.
+fn settled_len(path: &Path, planned: u64) -> io::Result<u64> {
+    let mut len = fs::metadata(path)?.len();
+    if len < planned.saturating_add(LARGE_APPEND) {
+        return Ok(len);
+    }
+    let started = Instant::now();
+    let mut grew = started;
+    while grew.elapsed() < SETTLE_QUIET && started.elapsed() < SETTLE_LIMIT {
+        std::thread::sleep(Duration::from_millis(1));
+        let now = fs::metadata(path)?.len();
+        if now != len {
+            len = now;
+            grew = Instant::now();
+        }
+    }
+    Ok(len)
 }
 
 /// The offset after the last `\n` in `[from, len)` of a file, or `from` if there is none.
@@ -432,6 +463,35 @@ mod tests {
         f.write_all(b"\nc\n").unwrap();
         assert_eq!(ranges(&planner.poll().unwrap()), vec![(1, 4, 14)]);
         assert!(!planner.finished());
+    }
+
+    #[test]
+    fn a_large_append_written_in_pieces_is_one_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        fs::write(&path, "a\n").unwrap();
+        let mut planner = Planner::new(&[Input::File(path.clone())], true).unwrap();
+        assert_eq!(ranges(&planner.poll().unwrap()), vec![(0, 0, 2)]);
+        // 4 MiB of lines in four pieces, a few milliseconds apart, as a writer copying a
+        // file in does; the planner looks while the first piece is already there.
+        let line = "x".repeat(1023) + "\n";
+        let piece = line.repeat(1024);
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(piece.as_bytes()).unwrap();
+        let writer = std::thread::spawn(move || {
+            for _ in 0..3 {
+                std::thread::sleep(Duration::from_millis(3));
+                f.write_all(piece.as_bytes()).unwrap();
+            }
+        });
+        let chunks = planner.poll().unwrap();
+        writer.join().unwrap();
+        assert_eq!(ranges(&chunks), vec![(1, 2, 2 + (4 << 20))]);
+        // A small append is planned at once, as it is.
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"b\n").unwrap();
+        let end = 2 + (4 << 20) + 2;
+        assert_eq!(ranges(&planner.poll().unwrap()), vec![(2, end - 2, end)]);
     }
 
     #[test]
