@@ -383,7 +383,7 @@ impl Decoder {
         };
         let source = match cells.get(Field::Source) {
             None => None,
-            Some(cell) => Some(cell.string(names.name(Field::Source))?.into_string()),
+            Some(cell) => Some(cell.string(names.name(Field::Source))?),
         };
         let seq = match cells.get(Field::Seq) {
             None => None,

@@ -96,7 +96,7 @@ pub struct Event {
     /// Where the record was read.
     pub position: Position,
     /// The producer, for gap detection.
-    pub source: Option<String>,
+    pub source: Option<CompactString>,
     /// The producer's sequence number, for gap detection.
     pub seq: Option<u64>,
 }

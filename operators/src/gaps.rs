@@ -196,7 +196,8 @@ pub trait DetectGaps<'scope> {
 impl<'scope> DetectGaps<'scope> for VecCollection<'scope, Time, Event> {
     fn detect_gaps(self, options: &GapOptions) -> VecCollection<'scope, Time, GapRow> {
         // Only what gap detection reads crosses between workers; the id as a stable hash.
-        let sightings = self.flat_map(|event| Some((event.source?, event.seq?, event.id.hashed())));
+        let sightings = self
+            .flat_map(|event| Some((event.source?.into_string(), event.seq?, event.id.hashed())));
         let exchange = Exchange::new(|update: &(Sighting, Time, isize)| (update.0).0.hashed());
         let duplicates = options.duplicates;
         let gauges = options.gauges.clone();
