@@ -9,7 +9,7 @@
 //!
 //! Decimals are written canonically as JSON strings; times as RFC 3339 UTC with milliseconds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 
@@ -18,7 +18,10 @@ use serde::Serialize;
 
 use crate::aggregate::{Agg, AggRow};
 use crate::decimal::{Decimal, Scale};
-use crate::digest::{TableDigest, WindowDigest, digest_table, digest_windows, table_digest};
+use crate::digest::{
+    TableDigest, WindowDigest, WindowMarks, digest_table, digest_window, digest_windows,
+    table_digest,
+};
 use crate::estimate::Estimate;
 use crate::event::DeadLetter;
 use crate::time::{Millis, format_millis};
@@ -90,8 +93,10 @@ pub struct Table {
     closed: Option<Closed>,
     /// The digest of each window held in memory, as of the last [`Table::remember_digests`].
     window_digests: BTreeMap<Window, WindowDigest>,
-    /// Windows changed since then (unless `all_dirty`).
-    dirty: BTreeSet<Window>,
+    /// Checkpoints of the remembered window digests' hashes.
+    window_marks: BTreeMap<Window, WindowMarks>,
+    /// Windows changed since then (unless `all_dirty`), each with the least key changed.
+    dirty: BTreeMap<Window, CompactString>,
     /// Whether every window may have changed since (an epoch began on an empty table).
     all_dirty: bool,
     /// Whether the open epoch has changed the table yet.
@@ -139,7 +144,8 @@ impl Table {
             empty_before: true,
             closed: None,
             window_digests: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            window_marks: BTreeMap::new(),
+            dirty: BTreeMap::new(),
             all_dirty: false,
             changed: false,
         }
@@ -209,6 +215,7 @@ impl Table {
         let digests = digest_table(&done, self.scale).windows;
         for digest in &digests {
             self.window_digests.remove(&window_of(digest));
+            self.window_marks.remove(&window_of(digest));
             self.dirty.remove(&window_of(digest));
         }
         closed.windows.extend(digests);
@@ -230,7 +237,14 @@ impl Table {
         let entry = (window, key);
         self.changed = true;
         if !self.empty_before {
-            self.dirty.insert(window);
+            self.dirty
+                .entry(window)
+                .and_modify(|least| {
+                    if entry.1 < *least {
+                        *least = entry.1.clone();
+                    }
+                })
+                .or_insert_with(|| entry.1.clone());
         }
         match diff {
             -1 => {
@@ -324,20 +338,30 @@ impl Table {
     /// order. Call between epochs, after [`Table::close_epoch`], to follow the digests epoch by
     /// epoch: each call reads only the rows of the windows changed.
     pub fn refresh_digests(&mut self) -> Vec<DigestChange> {
-        let windows: BTreeSet<Window> = if self.all_dirty {
-            let mut all: BTreeSet<Window> = self.window_digests.keys().copied().collect();
-            all.extend(self.rows.keys().map(|(window, _)| *window));
+        let windows: BTreeMap<Window, Option<CompactString>> = if self.all_dirty {
+            let mut all: BTreeMap<Window, Option<CompactString>> =
+                self.window_digests.keys().map(|w| (*w, None)).collect();
+            all.extend(self.rows.keys().map(|(window, _)| (*window, None)));
             all
         } else {
             std::mem::take(&mut self.dirty)
+                .into_iter()
+                .map(|(window, least)| (window, Some(least)))
+                .collect()
         };
-        let windows: Vec<Window> = windows.into_iter().collect();
+        let windows: Vec<(Window, Option<CompactString>)> = windows.into_iter().collect();
         let digests = self.window_digests_of(&windows);
         let mut changes = Vec::new();
-        for (window, new) in windows.into_iter().zip(digests) {
+        for ((window, _), (new, marks)) in windows.into_iter().zip(digests) {
             let old = match &new {
-                Some(digest) => self.window_digests.insert(window, digest.clone()),
-                None => self.window_digests.remove(&window),
+                Some(digest) => {
+                    self.window_marks.insert(window, marks);
+                    self.window_digests.insert(window, digest.clone())
+                }
+                None => {
+                    self.window_marks.remove(&window);
+                    self.window_digests.remove(&window)
+                }
             };
             if old != new {
                 changes.push(DigestChange {
@@ -352,16 +376,25 @@ impl Table {
         changes
     }
 
-    /// The current digest of each of `windows` (`None` for a window without rows); many
-    /// windows (a large epoch) are hashed on all cores.
-    fn window_digests_of(&self, windows: &[Window]) -> Vec<Option<WindowDigest>> {
-        let (rows, scale) = (&self.rows, self.scale);
-        let one = move |window: &Window| {
+    /// The current digest of each of `windows` (`None` for a window without rows), each
+    /// re-hashed from its checkpoint before the least key changed (from its first row if
+    /// none is given), with its checkpoints now; many windows (a large epoch) are hashed on all
+    /// cores.
+    fn window_digests_of(
+        &self,
+        windows: &[(Window, Option<CompactString>)],
+    ) -> Vec<(Option<WindowDigest>, WindowMarks)> {
+        let (rows, marks, scale) = (&self.rows, &self.window_marks, self.scale);
+        let none = WindowMarks::default();
+        let one = |(window, least): &(Window, Option<CompactString>)| {
             let window = *window;
-            let rows = rows
-                .range((window, CompactString::default())..)
-                .take_while(move |((w, _), _)| *w == window);
-            digest_table(rows, scale).windows.pop()
+            let rows_from = |from: Option<&CompactString>| {
+                rows.range((window, from.cloned().unwrap_or_default())..)
+                    .take_while(move |((w, _), _)| *w == window)
+                    .map(|((_, key), agg)| (key, agg))
+            };
+            let marks = marks.get(&window).unwrap_or(&none);
+            digest_window(window, marks, least.as_ref(), rows_from, scale)
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if windows.len() < 16 || threads == 1 {
@@ -453,8 +486,12 @@ impl Table {
             digest_table(&self.rows, self.scale).windows
         } else {
             let mut open = self.window_digests.clone();
-            let dirty: Vec<Window> = self.dirty.iter().copied().collect();
-            for (window, digest) in dirty.iter().zip(self.window_digests_of(&dirty)) {
+            let dirty: Vec<(Window, Option<CompactString>)> = self
+                .dirty
+                .iter()
+                .map(|(window, least)| (*window, Some(least.clone())))
+                .collect();
+            for ((window, _), (digest, _)) in dirty.iter().zip(self.window_digests_of(&dirty)) {
                 match digest {
                     Some(digest) => open.insert(*window, digest),
                     None => open.remove(window),
@@ -485,6 +522,13 @@ impl Table {
             .iter()
             .map(|d| (window_of(d), d.clone()))
             .collect();
+        // The checkpoints of windows changed since they were taken are stale.
+        if self.all_dirty {
+            self.window_marks.clear();
+        }
+        for window in self.dirty.keys() {
+            self.window_marks.remove(window);
+        }
         self.dirty.clear();
         self.all_dirty = false;
     }
@@ -878,6 +922,69 @@ mod tests {
             table.table_digest(),
             digest_table(table.rows(), table.scale).table
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Windows of up to ~1,600 rows (several hash checkpoints each), changed epoch by
+        /// epoch at random keys (inserts, updates, deletes, whole windows emptied, some epochs
+        /// after a snapshot's digests were remembered): every refresh equals a recompute.
+        #[test]
+        fn digests_refreshed_from_checkpoints_equal_a_recompute(
+            sizes in proptest::collection::vec(0usize..1_600, 1..4),
+            epochs in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0usize..4, 0usize..1_700, 0u8..3), 1..40),
+                    proptest::bool::ANY,
+                ),
+                1..6,
+            ),
+        ) {
+            let key = |k: usize| format!("k{k:05}");
+            let mut table = Table::new(Scale::DEFAULT);
+            let mut current: BTreeMap<(usize, usize), i128> = BTreeMap::new();
+            let mut epoch0 = Vec::new();
+            for (w, &n) in sizes.iter().enumerate() {
+                for k in 0..n {
+                    current.insert((w, k), k as i128);
+                    epoch0.push((row(w as i64 * 60_000, &key(k), 1, k as i128), 1));
+                }
+            }
+            let mut out = Vec::new();
+            table.apply_epoch(0, epoch0, &mut out).unwrap();
+            table.refresh_digests();
+            let expected = digest_table(table.rows(), table.scale);
+            proptest::prop_assert_eq!(table.table_digest(), expected.table.clone());
+            for (e, (changes, remember)) in epochs.iter().enumerate() {
+                let mut epoch = Vec::new();
+                let mut touched = std::collections::BTreeSet::new();
+                for &(w, k, what) in changes {
+                    if !touched.insert((w, k)) {
+                        continue;
+                    }
+                    let start = w as i64 * 60_000;
+                    if let Some(old) = current.remove(&(w, k)) {
+                        epoch.push((row(start, &key(k), 1, old), -1));
+                    }
+                    if what > 0 {
+                        let value = (e * 7 + k) as i128;
+                        current.insert((w, k), value);
+                        epoch.push((row(start, &key(k), 1, value), 1));
+                    }
+                }
+                table.apply_epoch(e as u64 + 1, epoch, &mut out).unwrap();
+                let expected = digest_table(table.rows(), table.scale);
+                if *remember {
+                    let digest = table.digest();
+                    proptest::prop_assert_eq!(&digest, &expected);
+                    table.remember_digests(&digest);
+                } else {
+                    table.refresh_digests();
+                }
+                proptest::prop_assert_eq!(table.table_digest(), expected.table.clone());
+            }
+        }
     }
 
     #[test]
