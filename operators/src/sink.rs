@@ -599,20 +599,24 @@ where
     // Few rows (a small epoch's changes) are formatted here: starting threads costs more.
     const FEW: usize = 1 << 10;
     let mut rows = rows.peekable();
-    let mut block = Vec::new();
-    while rows.peek().is_some() {
-        block.clear();
-        block.extend(rows.by_ref().take(BLOCK));
-        if threads == 1 || block.len() < FEW {
+    // Blocks are formatted on all cores while this thread writes the block before: writing
+    // (the kernel copying into the page cache) and formatting overlap.
+    let mut formatted: Vec<Result<Vec<u8>, SinkError>> = Vec::new();
+    loop {
+        let block: Vec<_> = rows.by_ref().take(BLOCK).collect();
+        if formatted.is_empty() && (threads == 1 || block.len() < FEW) {
             let mut writer = RowWriter::new(scale);
             for (row, change) in &block {
                 let (window, key, agg) = row.parts();
                 writer.write(out, *change, window, key, agg)?;
             }
+            if rows.peek().is_none() {
+                return Ok(());
+            }
             continue;
         }
-        let part = block.len().div_ceil(threads);
-        let texts = std::thread::scope(|scope| {
+        let part = block.len().div_ceil(threads).max(1);
+        let written = std::thread::scope(|scope| -> Result<_, SinkError> {
             let handles: Vec<_> = block
                 .chunks(part)
                 .map(|chunk| {
@@ -627,16 +631,19 @@ where
                     })
                 })
                 .collect();
-            handles
+            for text in formatted.drain(..) {
+                out.write_all(&text?)?;
+            }
+            Ok(handles
                 .into_iter()
                 .map(|h| h.join().expect("formatting rows does not panic"))
-                .collect::<Vec<_>>()
+                .collect())
         });
-        for text in texts {
-            out.write_all(&text?)?;
+        formatted = written?;
+        if block.is_empty() {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 /// A borrowed aggregate row, however it is stored.
@@ -984,6 +991,35 @@ mod tests {
                 }
                 proptest::prop_assert_eq!(table.table_digest(), expected.table.clone());
             }
+        }
+    }
+
+    #[test]
+    fn many_rows_are_written_in_order_as_one_row_at_a_time() {
+        // Two full blocks and a part, formatted on all cores while the block before is written.
+        let rows: Vec<AggRow> = (0..70_000)
+            .map(|i| row((i / 1_000) * 60_000, &format!("k{i:06}"), 1, i as i128))
+            .collect();
+        for change in [None, Some((3, -1))] {
+            let mut expected = Vec::new();
+            let mut writer = RowWriter::new(Scale::DEFAULT);
+            for ((window, key), agg) in &rows {
+                writer
+                    .write(&mut expected, change, window, key, agg)
+                    .unwrap();
+            }
+            let mut written = Vec::new();
+            write_rows(
+                &mut written,
+                Scale::DEFAULT,
+                rows.iter().map(|row| (row, change)),
+            )
+            .unwrap();
+            assert_eq!(written.len(), expected.len());
+            assert!(
+                written == expected,
+                "the lines differ from one-at-a-time writing"
+            );
         }
     }
 
