@@ -120,6 +120,7 @@ pub struct Planner {
     next_epoch: u64,
     next_index: u32,
     started: bool,
+    settle: Settle,
 }
 
 impl Planner {
@@ -131,6 +132,7 @@ impl Planner {
             next_epoch: 0,
             next_index: 0,
             started: false,
+            settle: SETTLE,
         };
         for input in inputs {
             let source = match input {
@@ -226,7 +228,7 @@ impl Planner {
     /// The epochs that are ready now, in order; empty if there is nothing new.
     pub fn poll(&mut self) -> io::Result<Vec<Chunk>> {
         self.started = true;
-        let follow = self.follow;
+        let (follow, settle) = (self.follow, self.settle);
         let mut chunks = Vec::new();
         let mut next_epoch = self.next_epoch;
         let mut next_index = self.next_index;
@@ -238,7 +240,7 @@ impl Planner {
             match source {
                 Source::File(tailed) => {
                     let follow = follow && tailed.file.format != Format::AuditLog;
-                    chunks.extend(plan_file(tailed, follow, &mut epoch)?);
+                    chunks.extend(plan_file(tailed, follow, settle, &mut epoch)?);
                 }
                 Source::Dir {
                     path,
@@ -264,7 +266,7 @@ impl Planner {
                         }
                     }
                     for tailed in files.iter_mut() {
-                        chunks.extend(plan_file(tailed, follow, &mut epoch)?);
+                        chunks.extend(plan_file(tailed, follow, settle, &mut epoch)?);
                     }
                 }
                 Source::Stdin(stdin) => chunks.extend(plan_stdin(stdin, &mut epoch)),
@@ -282,6 +284,7 @@ impl Planner {
 fn plan_file(
     tailed: &mut Tailed,
     follow: bool,
+    settle: Settle,
     epoch: &mut impl FnMut() -> u64,
 ) -> io::Result<Option<Chunk>> {
     if tailed.done {
@@ -300,7 +303,7 @@ fn plan_file(
         }
         return Ok(Some(chunk));
     }
-    let len = settled_len(&file.path, tailed.planned)?;
+    let len = settled_len(&file.path, tailed.planned, settle)?;
     if len < tailed.planned {
         return Err(io::Error::other(format!(
             "{}: the file shrank from {} to {len} bytes while being followed; \
@@ -328,24 +331,32 @@ fn plan_file(
 /// A followed file that has grown by at least this much since it was last planned is watched
 /// until the write settles (see [`settled_len`]).
 const LARGE_APPEND: u64 = 1 << 20;
-/// A large append has settled once the file has not grown for this long...
-const SETTLE_QUIET: Duration = Duration::from_millis(10);
-/// ...or after this long in all.
-const SETTLE_LIMIT: Duration = Duration::from_millis(200);
+
+/// When a large append has settled: once the file has not grown for `quiet`, or after `limit`
+/// in all.
+#[derive(Copy, Clone, Debug)]
+struct Settle {
+    quiet: Duration,
+    limit: Duration,
+}
+
+const SETTLE: Settle = Settle {
+    quiet: Duration::from_millis(10),
+    limit: Duration::from_millis(200),
+};
 
 /// The length of a followed file to plan up to. A small append is planned at once. A large
 /// one is usually still being written, in pieces, when the planner first sees it: the file is
-/// watched until it stops growing for [`SETTLE_QUIET`] (at most [`SETTLE_LIMIT`]), so that the
-/// append becomes one epoch rather than several, each of which would pay for its changelog and
-/// window digests.
-fn settled_len(path: &Path, planned: u64) -> io::Result<u64> {
+/// watched until it settles, so that the append becomes one epoch rather than several, each
+/// of which would pay for its changelog and window digests.
+fn settled_len(path: &Path, planned: u64, settle: Settle) -> io::Result<u64> {
     let mut len = fs::metadata(path)?.len();
     if len < planned.saturating_add(LARGE_APPEND) {
         return Ok(len);
     }
     let started = Instant::now();
     let mut grew = started;
-    while grew.elapsed() < SETTLE_QUIET && started.elapsed() < SETTLE_LIMIT {
+    while grew.elapsed() < settle.quiet && started.elapsed() < settle.limit {
         std::thread::sleep(Duration::from_millis(1));
         let now = fs::metadata(path)?.len();
         if now != len {
@@ -471,6 +482,11 @@ mod tests {
         let path = dir.path().join("e.jsonl");
         fs::write(&path, "a\n").unwrap();
         let mut planner = Planner::new(&[Input::File(path.clone())], true).unwrap();
+        // Margins wide enough for a loaded machine; the defaults are 10 ms and 200 ms.
+        planner.settle = Settle {
+            quiet: Duration::from_millis(500),
+            limit: Duration::from_secs(10),
+        };
         assert_eq!(ranges(&planner.poll().unwrap()), vec![(0, 0, 2)]);
         // 4 MiB of lines in four pieces, a few milliseconds apart, as a writer copying a
         // file in does; the planner looks while the first piece is already there.
