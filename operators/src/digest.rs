@@ -68,42 +68,22 @@ fn write_row_text(out: &mut Vec<u8>, key: &str, agg: &Agg, scale: Scale) {
 /// row.
 const HASH_BLOCK: usize = 1 << 16;
 
-/// Digests a table given in (window, key) order, as a `BTreeMap` of rows iterates it.
+/// Digests a table given in (window, key) order, as a `BTreeMap` of rows iterates it: each
+/// window's run of rows through [`digest_window`].
 pub fn digest_table<'a>(
     rows: impl IntoIterator<Item = (&'a (Window, CompactString), &'a Agg)>,
     scale: Scale,
 ) -> TableDigest {
+    let mut rows = rows.into_iter().peekable();
     let mut windows = Vec::new();
-    let mut current: Option<(Window, Sha256)> = None;
-    let mut text = Vec::with_capacity(HASH_BLOCK + 256);
-    let finish = |(window, mut hasher): (Window, Sha256), text: &mut Vec<u8>| {
-        hasher.update(&*text);
-        text.clear();
-        WindowDigest {
-            start: window.start,
-            end: window.end,
-            digest: hex(&hasher.finalize()),
-        }
-    };
-    for ((window, key), agg) in rows {
-        match &mut current {
-            Some((w, hasher)) if w == window => {
-                if text.len() >= HASH_BLOCK {
-                    hasher.update(&text);
-                    text.clear();
-                }
-            }
-            _ => {
-                if let Some(done) = current.take() {
-                    windows.push(finish(done, &mut text));
-                }
-                current = Some((*window, Sha256::new()));
-            }
-        }
-        write_row_text(&mut text, key, agg, scale);
-    }
-    if let Some(done) = current.take() {
-        windows.push(finish(done, &mut text));
+    let none = WindowMarks::default();
+    while let Some(&(&(window, _), _)) = rows.peek() {
+        let rows = &mut rows;
+        let run = move |_: Option<&CompactString>| {
+            std::iter::from_fn(move || rows.next_if(|((w, _), _)| *w == window))
+                .map(|((_, key), agg)| (key, agg))
+        };
+        windows.extend(digest_window(window, &none, None, run, scale).0);
     }
     digest_windows(windows)
 }
