@@ -1,5 +1,5 @@
 //! End-to-end tests: they drive the real `amend` binary, as a user would, and check its exit
-//! codes, messages and output files against SPEC.md.
+//! codes, messages and output files against docs/format.md.
 //!
 //! Run them with `cargo test -p amend --test e2e`.
 //!
@@ -18,7 +18,7 @@
 //!
 //! **Bless mode**: `AMEND_BLESS=1 cargo test -p amend --test e2e` rewrites each case's
 //! `expected/` from the actual outputs. A golden file is only as good as its review: check
-//! every blessed file against SPEC.md (and the case's README) by hand before keeping it.
+//! every blessed file against docs/format.md (and the case's README) by hand before keeping it.
 //!
 //! To add a case, create its directory with inputs and `args`, add its name to the `golden!`
 //! list below, bless, and review.
@@ -732,7 +732,7 @@ fn huge_and_non_utf8_lines_are_dead_lettered_with_their_position() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(letters.len(), 2, "{letters:?}");
-    // SPEC section 6: `raw` is cut at 64 KiB for huge lines.
+    // docs/format.md section 6: `raw` is cut at 64 KiB for huge lines.
     assert_eq!(
         (letters[0]["line"].as_u64(), letters[0]["offset"].as_u64()),
         (Some(1), Some(0))

@@ -15,7 +15,6 @@ mod reference;
 use std::collections::BTreeMap;
 use std::fs;
 
-use clap::Parser;
 use epochs::{Gen, write_epochs};
 use proptest::prelude::*;
 use reference::{Agg, Model, Table, Windows, canonical, mean, rfc3339};
@@ -86,12 +85,7 @@ fn expected(model: &Model, table: &Table, fill: &str, step: i64, max: u64) -> St
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    let cli = amend::cli::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-    let amend::cli::Command::Aggregate(parsed) = cli.command else {
-        unreachable!()
-    };
-    let config = amend::config::AggregateConfig::from_args(&parsed).map_err(|e| e.to_string())?;
-    amend::aggregate::run(&config).map_err(|e| format!("{e:#}"))?;
+    amend::run_args(args).map_err(|e| format!("{e:#}"))?;
     Ok(())
 }
 

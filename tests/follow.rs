@@ -4,7 +4,7 @@
 //!
 //! Run them with `cargo test -p amend --test follow`.
 //!
-//! What they guard (design 0002, SPEC sections 2, 3, 6 and 7):
+//! What they guard (design 0002, docs/format.md sections 2, 3, 6 and 7):
 //!
 //! - each newly appended run of complete lines becomes an epoch; a partial last line is not
 //!   read until its newline arrives; a new file in a followed directory is an epoch of its own,
@@ -564,7 +564,7 @@ fn parse_changelog(text: &str) -> Vec<Change> {
             let body = line
                 .strip_prefix(&format!("{{\"epoch\":{epoch},\"diff\":{diff},"))
                 .and_then(|rest| rest.strip_suffix('}'))
-                .unwrap_or_else(|| panic!("changelog line not in SPEC form: {line}"));
+                .unwrap_or_else(|| panic!("changelog line not in the changelog format: {line}"));
             let field = |name: &str| v[name].as_str().unwrap().to_string();
             let id = (field("window_start"), field("window_end"), field("key"));
             (epoch, diff, id, body.to_string())

@@ -174,15 +174,7 @@ fn lagging(state: &State, threshold: u64) -> Vec<Value> {
 
 /// Runs amend with `args`, in-process, and returns the output directory's gap files.
 fn run_in_process(args: &[String]) -> Result<(), String> {
-    use clap::Parser;
-    let cli = amend::cli::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-    let config = match cli.command {
-        amend::cli::Command::Gaps(args) => amend::config::AggregateConfig::from_gaps_args(&args),
-        amend::cli::Command::Aggregate(args) => amend::config::AggregateConfig::from_args(&args),
-        _ => unreachable!("only pipelines run in process"),
-    }
-    .map_err(|e| e.to_string())?;
-    amend::aggregate::run(&config).map_err(|e| format!("{e:#}"))?;
+    amend::run_args(args).map_err(|e| format!("{e:#}"))?;
     Ok(())
 }
 

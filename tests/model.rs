@@ -1,6 +1,6 @@
 //! Property tests of `amend aggregate` against a naive reference model of the data contract.
 //!
-//! The model (`model/reference.rs`) is SPEC sections 3, 4, 6 and 7 written as plainly as
+//! The model (`model/reference.rs`) is docs/format.md sections 3, 4, 6 and 7 written as plainly as
 //! possible: the current record of an id is the maximum of `(version, position)` over all its
 //! records, windows are enumerated from their definition, each epoch's table is recomputed from
 //! scratch over the records of epochs `0..=E`, and canonical decimals, RFC 3339 times and
@@ -8,7 +8,7 @@
 //! generator (`model/history.rs`) builds histories as structured records — many ids over few
 //! keys, replays, same-version corrections, new and stale versions, deletes and re-upserts,
 //! moves between keys and windows, values with many digits, negative times, blank lines and
-//! bad lines of every SPEC section 5 kind — renders them to JSON Lines (and, in some cases,
+//! bad lines of every docs/format.md section 5 kind — renders them to JSON Lines (and, in some cases,
 //! some files to CSV with a header) in many equivalent spellings, splits them into 1 to 4 files
 //! (epochs) at random points, and knows each record's position and each bad line's dead letter
 //! without parsing anything. `model/check.rs` runs the real pipeline in-process and compares.
@@ -32,7 +32,7 @@
 //! and 9, small `--max-line-bytes` limits and a larger seeded history across worker counts are
 //! covered too; the model itself is checked against hand-computed answers.
 //!
-//! Session windows (`session:G`) are computed by the model from the SPEC definition, on
+//! Session windows (`session:G`) are computed by the model from the definition in docs/format.md, on
 //! histories whose records cluster within a few gaps, so that later epochs bridge sessions
 //! and removals split them (`session_cases_bridge_and_split` checks that they do).
 //!
@@ -511,7 +511,7 @@ fn large_history_across_workers() {
     }
 }
 
-/// SPEC 5: a CSV line that ends inside a quoted field (a truncated write) is not valid CSV, so
+/// docs/format.md section 5: a CSV line that ends inside a quoted field (a truncated write) is not valid CSV, so
 /// it is a bad record — not a record with a cut-off last field.
 #[test]
 fn csv_line_ending_inside_quotes_is_bad() {
@@ -530,17 +530,14 @@ fn csv_line_ending_inside_quotes_is_bad() {
         &out,
         "--quiet",
     ];
-    use clap::Parser;
-    let cli = amend::cli::Cli::try_parse_from(args).unwrap();
-    let amend::cli::Command::Aggregate(args) = cli.command else {
-        unreachable!()
-    };
-    let config = amend::config::AggregateConfig::from_args(&args).unwrap();
-    let summary = amend::aggregate::run(&config).unwrap();
+    let summary = amend::run_args(args).unwrap().summary;
     let dead = fs::read_to_string(dir.path().join("out/dead_letter.jsonl")).unwrap();
     let snapshot = fs::read_to_string(dir.path().join("out/snapshot.jsonl")).unwrap();
     assert_eq!(
-        (summary.records_accepted, summary.records_dead_lettered),
+        (
+            summary.read.records_accepted,
+            summary.read.records_dead_lettered
+        ),
         (1, 1),
         "line 2 `1,0,7,\"k,x` was accepted as a record:\nsnapshot: {snapshot}dead letters: {dead}"
     );
@@ -704,8 +701,7 @@ fn hand_written_history() {
         f.display().to_string(),
         out.display().to_string(),
     );
-    use clap::Parser;
-    let cli = amend::cli::Cli::try_parse_from([
+    let summary = amend::run_args([
         "amend",
         "aggregate",
         "--input",
@@ -722,12 +718,8 @@ fn hand_written_history() {
         "1",
         "--quiet",
     ])
-    .unwrap();
-    let amend::cli::Command::Aggregate(args) = cli.command else {
-        unreachable!()
-    };
-    let config = amend::config::AggregateConfig::from_args(&args).unwrap();
-    let summary = amend::aggregate::run(&config).unwrap();
+    .unwrap()
+    .summary;
     let read = |name: &str| fs::read_to_string(out.join(name)).unwrap();
     assert_eq!(read("changelog.jsonl"), changelog);
     assert_eq!(read("snapshot.jsonl"), snapshot);
@@ -743,7 +735,10 @@ fn hand_written_history() {
             &serde_json::json!(0)
         )
     );
-    assert_eq!((summary.records_read, summary.records_accepted), (9, 8));
+    assert_eq!(
+        (summary.read.records_read, summary.read.records_accepted),
+        (9, 8)
+    );
     assert_eq!((summary.ids_current, summary.ids_deleted), (3, 1));
 }
 
@@ -764,13 +759,7 @@ fn run_files(events: &str, fixes: &[&str], flags: &[&str]) -> tempfile::TempDir 
     args.push(dir.path().join("out").display().to_string());
     args.extend(flags.iter().map(|f| f.to_string()));
     args.push("--quiet".into());
-    use clap::Parser;
-    let cli = amend::cli::Cli::try_parse_from(&args).unwrap();
-    let amend::cli::Command::Aggregate(args) = cli.command else {
-        unreachable!()
-    };
-    let config = amend::config::AggregateConfig::from_args(&args).unwrap();
-    amend::aggregate::run(&config).unwrap();
+    amend::run_args(&args).unwrap();
     dir
 }
 

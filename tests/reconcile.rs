@@ -33,7 +33,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use epochs::{BASE, Gen, write_epochs};
 use proptest::prelude::*;
 use reference::{Agg, Model, Table, Windows, canonical, mean, rfc3339};
@@ -224,14 +223,8 @@ fn write_published(
 
 /// Runs `amend reconcile` in-process; returns whether it found discrepancies.
 fn run(args: &[String]) -> Result<bool, String> {
-    let cli = amend::cli::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-    let amend::cli::Command::Reconcile(parsed) = cli.command else {
-        unreachable!()
-    };
-    let config =
-        amend::config::AggregateConfig::from_reconcile_args(&parsed).map_err(|e| e.to_string())?;
-    let summary = amend::aggregate::run(&config).map_err(|e| format!("{e:#}"))?;
-    Ok(summary.reconcile.expect("a reconcile run").discrepancies > 0)
+    let report = amend::run_args(args).map_err(|e| format!("{e:#}"))?;
+    Ok(report.reconcile.expect("a reconcile run").discrepancies > 0)
 }
 
 /// Units of a canonical decimal at the test's scale.

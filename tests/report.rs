@@ -12,9 +12,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use amend::report::{ReportInput, write_report};
-use amend_operators::digest::{TableDigest, digest_table};
-use amend_operators::reconcile::{ReconcileOutputs, Reconciler, Reconciliation};
-use amend_operators::snapshot::{SnapshotRow, SnapshotRows};
+use amend_operators::proof::digest::{TableDigest, digest_table};
+use amend_operators::proof::reconcile::{ReconcileOutputs, Reconciler, Reconciliation};
+use amend_operators::proof::snapshot::{SnapshotRow, SnapshotRows};
 use amend_operators::{Agg, Decimal, Scale, Window};
 use compact_str::CompactString;
 

@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use amend_operators::audit::{AuditDecoder, AuditFormat, AuditPattern};
+use amend_operators::{AuditDecoder, AuditFormat, AuditPattern};
 use amend_operators::{Decoder, FieldNames, Position, Scale};
 
 const PATTERN: &str = r"^\S+ INFO order-service: recorded event id=(?P<id>\S+) key=(?P<key>\S+) ts=(?P<ts>\S+) value=(?P<value>\S+) op=(?P<op>\w+) version=(?P<version>\d+)$";

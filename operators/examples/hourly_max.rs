@@ -1,4 +1,4 @@
-//! A different DAG from the same operators: decode → resolve → keep one key prefix → hourly max
+//! A different DAG from the same operators: read → resolve → keep one key prefix → hourly max
 //! per key → changelog.
 //!
 //! ```text
@@ -9,12 +9,12 @@
 //! into a retraction and an insertion of the one row it changes.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
-use amend_operators::event::Time;
-use amend_operators::source::InputFile;
+use amend_operators::ingest::read::{Read, Reader, Slice};
+use amend_operators::ingest::source::{Epoch, InputFile};
 use amend_operators::{
-    AssignWindows, Decimal, Decoder, Event, FieldNames, ResolveIds, Scale, WindowSpec,
+    AssignWindows, Decimal, Event, FieldNames, ResolveIds, Scale, Time, WindowSpec,
 };
 use differential_dataflow::input::Input;
 use timely::dataflow::operators::Inspect;
@@ -25,23 +25,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/data/events.jsonl")
     });
     let prefix = args.next().unwrap_or_else(|| "store-".into());
-    let file = InputFile::open(&path, 0, 0)?;
     let scale = Scale::DEFAULT;
 
-    // Decode on this thread; the dataflow gets one record per epoch.
-    let decoder = Decoder::new(FieldNames::default(), scale);
-    let mut events = Vec::new();
-    let mut lines = file.lines(0, u64::MAX, 1 << 20)?;
-    while let Some(line) = lines.next_line()? {
-        let position = amend_operators::Position {
-            epoch: events.len() as u64,
-            file: 0,
-            offset: line.offset,
-        };
-        match decoder.decode_json(line.bytes, position) {
-            Ok(event) => events.push(event),
-            Err(reason) => eprintln!("skipping line at byte {}: {reason}", line.offset),
-        }
+    // Read and decode on this thread, by the same per-line rules as `amend aggregate`; the
+    // dataflow gets one record per epoch.
+    let file = Epoch::whole(Arc::new(InputFile::open(&path, 0)?), 0);
+    let mut reader = Reader::new(
+        FieldNames::default(),
+        scale,
+        None,
+        Slice::default(),
+        1 << 20,
+    );
+    let mut events: Vec<Event> = Vec::new();
+    if let Some(range) = file.share(0, 1) {
+        reader.read(&file, range, |read| match read {
+            Read::Record(mut event) => {
+                event.position.epoch = events.len() as u64;
+                events.push(event);
+            }
+            Read::Dead(dead) => eprintln!("skipping line {}: {}", dead.line, dead.reason),
+            Read::Skipped | Read::NoAuditRecord => {}
+        })?;
     }
 
     let (tx, rx) = mpsc::channel();

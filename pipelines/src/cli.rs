@@ -54,7 +54,7 @@ pub enum Command {
     ///
     /// Example: amend gen --events 100000 --keys 50 --out data/
     Gen(GenArgs),
-    /// Digest a snapshot file (SPEC section 7): the table digest and, with --out, digests.json.
+    /// Digest a snapshot file (docs/format.md section 7): the table digest and, with --out, digests.json.
     ///
     /// FILE is a snapshot in JSON Lines (.jsonl, .ndjson, .json) or CSV (.csv), optionally .gz:
     /// amend's own, or an export made elsewhere in the same shape, in any row order, with

@@ -11,8 +11,8 @@ use std::rc::Rc;
 
 use timely::logging::{TimelyEvent, TimelyEventBuilder};
 
-use crate::aggregate;
-use crate::config::AggregateConfig;
+use crate::aggregate::AggregateConfig;
+use crate::engine::dataflow::{Dataflow, MarksInput};
 
 /// Where an operator exchanges its input between workers, by its name.
 fn exchange_of(name: &str) -> Option<&'static str> {
@@ -20,7 +20,7 @@ fn exchange_of(name: &str) -> Option<&'static str> {
         "ResolveIds" => Some("hash(id)"),
         "Aggregate" => Some("hash(window, key)"),
         "Sessions" => Some("hash(key)"),
-        "Arrange: IdsOnlyInAudit" => Some("hash(id)"),
+        "IdsOnlyInAudit" => Some("hash(id)"),
         "Estimates" => Some("hash(key)"),
         "DetectGaps" => Some("hash(source)"),
         _ => None,
@@ -40,10 +40,8 @@ fn role_of(name: &str) -> &'static str {
         "AssignWindows" => "((window, key), value) for each window of a current upsert",
         "Aggregate" => "count, sum, min, max per (window, key), incrementally",
         "Sessions" => "session windows per key and their count, sum, min, max, incrementally",
-        "Arrange: IdsOnlyInAudit" => "with --audit-log: (id, from an audit log?) per id",
         "DetectGaps" => "--gaps: missing sequence ranges, duplicates and extents per source",
-        "IdsOnlyInAudit" => "ids whose every record came from an audit log",
-        "AsCollection" => "ids only in audit logs, as a collection",
+        "IdsOnlyInAudit" => "with --audit-log: ids whose every record came from an audit log",
         "Estimates" => "--fill: estimated rows for each key's empty windows",
         "FlatMap" => "wrap as sink output",
         "Concatenate" => "merge into one output stream",
@@ -57,14 +55,12 @@ fn role_of(name: &str) -> &'static str {
 pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
     /// Operators by index, and edges (from, to, input port of `to`).
     type Graph = (BTreeMap<usize, String>, Vec<(usize, usize, usize)>);
-    let audit_logs = config.recovery.has_audit_logs();
-    let bounds = amend_operators::Bounds {
-        window: config.window,
-        lateness: config.lateness,
-        state: Default::default(),
+    let dataflow = Dataflow {
+        computations: config.computations(),
+        lateness: config.engine.lateness,
+        audit_logs: config.engine.recovery.has_audit_logs(),
+        gauges: Default::default(),
     };
-    let fill = config.fill;
-    let (aggregate_on, gaps) = (config.aggregate, config.gaps);
     let result = timely::execute_directly(move |worker| {
         let logged: Rc<RefCell<Graph>> = Rc::default();
         let sink = Rc::clone(&logged);
@@ -89,19 +85,10 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         // The same dataflow a run builds; its sink channel has no reader here.
         let probe = timely::dataflow::ProbeHandle::new();
         let (sink, _) = std::sync::mpsc::channel();
-        let mut marks = aggregate::MarksInput::new();
+        let mut marks = MarksInput::new();
+        // The dataflow a run builds from the same flags.
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            // The engine a run builds from the same flags.
-            let engine = aggregate::Engine {
-                fill,
-                aggregate: aggregate_on,
-                ids_only_in_audit: audit_logs,
-                gaps: gaps.map(|gaps| amend_operators::GapOptions {
-                    duplicates: gaps.duplicates,
-                    gauges: Default::default(),
-                }),
-            };
-            aggregate::build_engine_with_sink(scope, &bounds, &engine, &probe, sink, &mut marks)
+            dataflow.build(scope, &probe, sink, &mut marks)
         });
         drop(inputs);
         drop(marks);
@@ -119,7 +106,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
     writeln!(
         text,
         "amend aggregate --window {} --workers {}: dataflow graph",
-        config.window, config.workers
+        config.table.window, config.engine.workers
     )?;
     writeln!(
         text,

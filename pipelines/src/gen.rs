@@ -10,7 +10,7 @@
 //!
 //! The output is a pure function of the seed and the parameters: byte-identical across runs and
 //! machines (ChaCha8 from the seed, integer arithmetic only in what is written, no hash-map
-//! iteration). Every line has exactly one meaning under the data contract (SPEC.md sections 1-5):
+//! iteration). Every line has exactly one meaning under the data contract (docs/format.md section 1-5):
 //! a replay repeats a line that is still its id's current record (or a stale one), so "a replay
 //! changes nothing" and "a later record with the same version replaces" never disagree.
 //!
@@ -125,7 +125,7 @@ const EVENTS_FILE: &str = "events.jsonl";
 const CORRECTIONS_FILE: &str = "corrections.jsonl";
 /// Name of the audit log written into `--out` with `--drop-seq`.
 const AUDIT_FILE: &str = "audit.log";
-/// The `--audit-pattern` that reads [`AUDIT_FILE`]'s event lines.
+/// The `--audit-pattern` that reads the event lines of the audit log `amend gen` writes.
 pub const AUDIT_PATTERN: &str = r"producer=(?P<source>\S+) seq=(?P<seq>\d+) accepted id=(?P<id>\S+) key=(?P<key>\S+) ts=(?P<ts>\S+) value=(?P<value>\S+)";
 /// Share of the corrections file that are late events for ids never seen before.
 const NEW_ID_FRACTION: f64 = 0.02;
@@ -1422,7 +1422,7 @@ mod tests {
         text.lines().collect()
     }
 
-    /// A record as a consumer keeping SPEC.md sections 1 and 5 (scale 6) reads it.
+    /// A record as a consumer keeping docs/format.md section 1 and 5 (scale 6) reads it.
     #[derive(Debug)]
     struct Read {
         id: String,
@@ -1515,7 +1515,7 @@ mod tests {
         bad_reasons: BTreeMap<String, u64>,
     }
 
-    /// The current record of an id, as SPEC.md section 3 resolves it.
+    /// The current record of an id, as docs/format.md section 3 resolves it.
     struct Current {
         version: u64,
         value: String,

@@ -1,28 +1,187 @@
 //! `amend reconcile`: the aggregate job, and its table compared with a published one.
 //!
-//! The published table is read on a thread of its own while the dataflow runs
-//! ([`PublishedTable`]); the sink compares it with the correct table
-//! ([`amend_operators::reconcile::Reconciler`]): epoch by epoch in follow mode
-//! (`reconcile_changelog.jsonl`), and whole whenever the snapshot is written
-//! ([`write_outputs`]: reconcile.jsonl, corrections_out.jsonl, upserts_out.jsonl,
-//! reconcile_summary.json, report.html).
+//! The command runs the engine as `amend aggregate` does, with one more writer,
+//! [`ReconcileFiles`]. The published table is read on a thread of its own while the dataflow
+//! runs ([`PublishedTable`]); the writer compares it with the correct table
+//! ([`amend_operators::proof::reconcile::Reconciler`]): epoch by epoch in follow mode
+//! (`reconcile_changelog.jsonl`), and whole at each snapshot point (reconcile.jsonl,
+//! corrections_out.jsonl, upserts_out.jsonl, reconcile_summary.json, report.html, and
+//! summary.json with the comparison in it).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use amend_operators::compare::differing_windows;
-use amend_operators::digest::TableDigest;
-use amend_operators::reconcile::{KindCounts, ReconcileOutputs, Reconciler};
-use amend_operators::sink::Table;
-use amend_operators::snapshot::{digest_rows, read_snapshot};
-use amend_operators::{Agg, Scale, Window};
+use amend_operators::output::table::Table;
+use amend_operators::proof::compare::differing_windows;
+use amend_operators::proof::digest::TableDigest;
+use amend_operators::proof::reconcile::{KindCounts, ReconcileOutputs, Reconciler};
+use amend_operators::proof::snapshot::{SnapshotFields, digest_rows, read_snapshot};
+use amend_operators::{Agg, Decimal, Scale, Window};
 use anyhow::{Context, anyhow};
 use compact_str::CompactString;
 use serde::Serialize;
 
-use crate::config::{AggregateConfig, ReconcileSettings};
-use crate::output::{write_atomically, write_json_atomically};
+use crate::aggregate::{AggregateConfig, TableWriters};
+use crate::engine::summary::Summary;
+use crate::engine::writers::files::{AppendFile, write_atomically, write_json_atomically};
+use crate::engine::writers::{ClosedEpoch, Needs, SnapshotPoint, Writer};
 use crate::report::{ReportInput, write_report};
+
+/// Everything `amend reconcile` needs, validated.
+#[derive(Clone, Debug)]
+pub struct ReconcileConfig {
+    /// The aggregate job.
+    pub aggregate: AggregateConfig,
+    /// The published table and how it is compared.
+    pub published: ReconcileSettings,
+}
+
+/// How `amend reconcile` reads the published table and compares it.
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    /// The published table.
+    pub published: PathBuf,
+    /// Its column names.
+    pub fields: SnapshotFields,
+    /// Largest decimal difference that still matches.
+    pub tolerance: Decimal,
+    /// How many of the largest discrepancies the report lists.
+    pub report_rows: usize,
+}
+
+/// Runs `amend reconcile`: the aggregate job's outputs, and the comparison's.
+pub fn run(config: &ReconcileConfig) -> anyhow::Result<(Summary, ReconcileSummary)> {
+    let aggregate = &config.aggregate;
+    let engine = &aggregate.engine;
+    let mut table = TableWriters::create(aggregate)?;
+    let mut files = ReconcileFiles::create(
+        &engine.out,
+        engine.follow,
+        engine.scale,
+        config.published.clone(),
+    )?;
+    let mut gaps = aggregate
+        .gaps
+        .map(|settings| crate::gaps::GapFiles::create(engine, settings))
+        .transpose()?;
+    let mut writers = table.list();
+    if let Some(gaps) = &mut gaps {
+        writers.push(gaps);
+    }
+    writers.push(&mut files);
+    let summary = crate::engine::run(engine, &aggregate.computations(), writers)?;
+    let reconciled = files
+        .summary
+        .ok_or_else(|| anyhow!("internal error: the comparison was never written"))?;
+    Ok((summary, reconciled))
+}
+
+/// The comparison's outputs, and summary.json with the comparison in it.
+pub struct ReconcileFiles {
+    dir: PathBuf,
+    scale: Scale,
+    settings: ReconcileSettings,
+    published: PublishedTable,
+    /// With --follow: each epoch's changes of the comparison.
+    changelog: Option<AppendFile>,
+    changelog_lines: u64,
+    /// What reconcile_summary.json held last.
+    summary: Option<ReconcileSummary>,
+}
+
+impl ReconcileFiles {
+    /// Starts reading the published table of `settings`, and creates the comparison's outputs
+    /// in `dir`, `reconcile_changelog.jsonl` if `per_epoch` (otherwise an old one is removed:
+    /// it would be stale beside this run's outputs).
+    pub fn create(
+        dir: &Path,
+        per_epoch: bool,
+        scale: Scale,
+        settings: ReconcileSettings,
+    ) -> anyhow::Result<ReconcileFiles> {
+        const CHANGELOG: &str = "reconcile_changelog.jsonl";
+        let changelog = if per_epoch {
+            Some(AppendFile::create(dir, CHANGELOG)?)
+        } else {
+            let _ = std::fs::remove_file(dir.join(CHANGELOG));
+            None
+        };
+        Ok(ReconcileFiles {
+            dir: dir.to_owned(),
+            scale,
+            published: PublishedTable::load(&settings, scale),
+            settings,
+            changelog,
+            changelog_lines: 0,
+            summary: None,
+        })
+    }
+}
+
+/// summary.json of a reconcile run: the aggregate's, with the comparison under `reconcile`.
+#[derive(Serialize)]
+struct SummaryOut<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    reconcile: &'a ReconcileSummary,
+}
+
+impl Writer for ReconcileFiles {
+    fn needs(&self) -> Needs {
+        // A comparison walks the whole table: no rows leave memory.
+        Needs {
+            whole_table: true,
+            ..Needs::default()
+        }
+    }
+
+    fn check(&mut self) -> anyhow::Result<()> {
+        // A bad published table stops the run early.
+        self.published.check()
+    }
+
+    fn epoch(&mut self, epoch: &ClosedEpoch<'_>) -> anyhow::Result<()> {
+        let (Some(out), Some(table)) = (&mut self.changelog, epoch.table) else {
+            return Ok(());
+        };
+        let (reconciler, _) = self.published.get()?;
+        let changes: Vec<_> = table.changes().iter().collect();
+        let rows = table.table().rows();
+        self.changelog_lines +=
+            out.write(|out| Ok(reconciler.write_epoch(epoch.epoch, &changes, rows, out)?))?;
+        Ok(())
+    }
+
+    fn snapshot(&mut self, at: &SnapshotPoint<'_>) -> anyhow::Result<()> {
+        let (Some(table), Some(digest)) = (at.table(), at.digest()) else {
+            return Ok(());
+        };
+        let read = at.read();
+        let facts = RunFacts {
+            records_read: read.records_read,
+            records_dead_lettered: read.records_dead_lettered,
+            epochs: at.run_stats().epochs,
+            changelog_lines: self.changelog_lines,
+        };
+        let reconciled = write_outputs(
+            &self.dir,
+            &self.settings,
+            self.scale,
+            &mut self.published,
+            table.table(),
+            digest,
+            &facts,
+        )?;
+        let summary = SummaryOut {
+            summary: at.summary(),
+            reconcile: &reconciled,
+        };
+        write_json_atomically(&self.dir.join("summary.json"), &summary)?;
+        self.summary = Some(reconciled);
+        Ok(())
+    }
+}
 
 /// The published table: being read, or read with its digest.
 pub enum PublishedTable {
@@ -106,8 +265,8 @@ pub struct ReconcileSummary {
 
 impl ReconcileSummary {
     /// The paragraph printed at the end of a run.
-    pub fn paragraph(&self, config: &AggregateConfig) -> String {
-        let out = config.out.display();
+    pub fn paragraph(&self, out: &Path) -> String {
+        let out = out.display();
         let k = &self.kinds;
         let verdict = if self.discrepancies == 0 {
             "the published table is correct".to_string()
@@ -134,22 +293,24 @@ impl ReconcileSummary {
 }
 
 /// What of the run the report shows besides the comparison.
-pub struct RunFacts {
+struct RunFacts {
     /// Records read.
-    pub records_read: u64,
+    records_read: u64,
     /// Records dead-lettered.
-    pub records_dead_lettered: u64,
+    records_dead_lettered: u64,
     /// Epochs ingested.
-    pub epochs: u64,
+    epochs: u64,
     /// Lines of reconcile_changelog.jsonl.
-    pub changelog_lines: u64,
+    changelog_lines: u64,
 }
 
 /// Writes reconcile.jsonl, corrections_out.jsonl, upserts_out.jsonl, reconcile_summary.json
-/// and report.html for the correct `table` (whose digests are `digest`), each atomically.
-pub fn write_outputs(
-    config: &AggregateConfig,
+/// and report.html into `out` for the correct `table` (whose digests are `digest`), each
+/// atomically.
+fn write_outputs(
+    out: &Path,
     settings: &ReconcileSettings,
+    scale: Scale,
     published: &mut PublishedTable,
     table: &Table,
     digest: &TableDigest,
@@ -157,7 +318,6 @@ pub fn write_outputs(
 ) -> anyhow::Result<ReconcileSummary> {
     let (reconciler, published_digest) = published.get()?;
     let reconciler = &*reconciler;
-    let out = &config.out;
     let epoch = facts.epochs.saturating_sub(1);
     let rows: &BTreeMap<(Window, CompactString), Agg> = table.rows();
     // Three files from one walk: each written to its temporary file, renamed when all are.
@@ -180,7 +340,7 @@ pub fn write_outputs(
         published: settings.published.display().to_string(),
         published_rows: reconciler.published().len() as u64,
         correct_rows: table.row_count(),
-        tolerance: settings.tolerance.to_canonical(config.scale),
+        tolerance: settings.tolerance.to_canonical(scale),
         kinds: reconciliation.counts.clone(),
         discrepancies: reconciliation.counts.discrepancies(),
         corrections_out_lines: reconciliation.corrections_lines,
@@ -197,7 +357,7 @@ pub fn write_outputs(
         published_rows: summary.published_rows,
         correct_rows: summary.correct_rows,
         reconciliation: &reconciliation,
-        scale: config.scale,
+        scale,
         tolerance: settings.tolerance,
         correct_digest: digest,
         published_digest,

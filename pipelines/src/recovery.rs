@@ -1,19 +1,17 @@
 //! Replay slices and audit-log recovery, shared by every pipeline (docs/design/0004).
 //!
-//! [`Recovery`] is the validated form of [`RecoveryArgs`]. A pipeline asks it, for each line
-//! it reads, whether the line is in the byte-offset slice ([`Recovery::admits_offset`]) and,
-//! for each decoded record, whether its event time is in the time slice
-//! ([`Recovery::admits_time`]); a record outside either is *skipped*: counted as
+//! [`Recovery`] is the validated form of [`RecoveryArgs`]: the replay [`Slice`] (the library's
+//! reader keeps, for each line, only those in the byte-offset slice and, for each decoded
+//! record, only those in the time slice; a record outside either is *skipped*: counted as
 //! `records_skipped`, neither fed to the dataflow nor dead-lettered, so that records read =
-//! accepted + dead-lettered + skipped. Audit logs are planned after all other inputs
-//! ([`crate::plan::Planner::with_audit_logs`]) and decoded by [`Recovery::audit_decoder`].
+//! accepted + dead-lettered + skipped), and the audit logs, planned after all other inputs
+//! ([`crate::engine::plan::Planner::with_audit_logs`]) and decoded by their format.
 
 use std::path::PathBuf;
 
-use amend_operators::Scale;
-use amend_operators::audit::{AuditDecoder, AuditFormat, AuditPattern};
-use amend_operators::decode::FieldNames;
-use amend_operators::source::{Format, InputFile};
+use amend_operators::ingest::audit::{AuditFormat, AuditPattern};
+use amend_operators::ingest::read::Slice;
+use amend_operators::ingest::source::InputFile;
 use amend_operators::time::{self, Millis};
 
 use crate::UsageError;
@@ -22,14 +20,8 @@ use crate::cli::{AuditFormatArg, RecoveryArgs};
 /// Which records a run takes, and where it recovers missed ones from.
 #[derive(Clone, Debug, Default)]
 pub struct Recovery {
-    /// Event times at or after this, if set.
-    pub from_time: Option<Millis>,
-    /// Event times before this, if set.
-    pub to_time: Option<Millis>,
-    /// Lines starting at or after this offset of each main-input file, if set.
-    pub from_offset: Option<u64>,
-    /// Lines starting before this offset of each main-input file, if set.
-    pub to_offset: Option<u64>,
+    /// The replay slice: which records are taken.
+    pub slice: Slice,
     /// Audit logs, in the order given.
     pub audit_logs: Vec<PathBuf>,
     /// How audit-log lines carry events; set exactly when there are audit logs.
@@ -81,11 +73,11 @@ impl Recovery {
                 return Err(usage("--audit-path needs --audit-format jsonl".into()));
             }
             (Some(pattern), None, None) => Some(AuditFormat::Pattern(
-                AuditPattern::new(pattern).map_err(|e| usage(e.to_string()))?,
+                AuditPattern::new(pattern).map_err(|e| usage(format!("--audit-pattern: {e}")))?,
             )),
             (None, Some(AuditFormatArg::Jsonl), path) => Some(
                 AuditFormat::json(path.as_deref().unwrap_or_default())
-                    .map_err(|e| usage(e.to_string()))?,
+                    .map_err(|e| usage(format!("--audit-path {e}")))?,
             ),
             (None, None, None) => None,
         };
@@ -105,42 +97,24 @@ impl Recovery {
         }
         if check_files {
             for path in &args.audit_log {
-                InputFile::open_audit(path, 0, 0)?;
+                InputFile::open_audit(path, 0)?;
             }
         }
         Ok(Recovery {
-            from_time,
-            to_time,
-            from_offset: args.from_offset,
-            to_offset: args.to_offset,
+            slice: Slice {
+                from_time,
+                to_time,
+                from_offset: args.from_offset,
+                to_offset: args.to_offset,
+            },
             audit_logs: args.audit_log.clone(),
             audit_format,
         })
     }
 
-    /// Whether the line starting at `offset` of `file` is in the offset slice. Audit logs are
-    /// read whole: their offsets are positions in another file.
-    pub fn admits_offset(&self, file: &InputFile, offset: u64) -> bool {
-        file.format == Format::AuditLog
-            || (self.from_offset.is_none_or(|from| offset >= from)
-                && self.to_offset.is_none_or(|to| offset < to))
-    }
-
-    /// Whether a record with event time `ts` is in the time slice.
-    pub fn admits_time(&self, ts: Millis) -> bool {
-        self.from_time.is_none_or(|from| ts >= from) && self.to_time.is_none_or(|to| ts < to)
-    }
-
     /// Whether any audit log is read.
     pub fn has_audit_logs(&self) -> bool {
         !self.audit_logs.is_empty()
-    }
-
-    /// A decoder for audit-log lines (one per worker), if there are audit logs.
-    pub fn audit_decoder(&self, names: &FieldNames, scale: Scale) -> Option<AuditDecoder> {
-        self.audit_format
-            .clone()
-            .map(|format| AuditDecoder::new(format, names.clone(), scale))
     }
 }
 
@@ -174,12 +148,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (r.from_time, r.to_time),
+            (r.slice.from_time, r.slice.to_time),
             (Some(1_795_168_800_000), Some(1_795_168_860_000))
         );
-        assert!(r.admits_time(1_795_168_800_000));
-        assert!(!r.admits_time(1_795_168_799_999));
-        assert!(!r.admits_time(1_795_168_860_000));
+        assert!(r.slice.admits_time(1_795_168_800_000));
+        assert!(!r.slice.admits_time(1_795_168_799_999));
+        assert!(!r.slice.admits_time(1_795_168_860_000));
     }
 
     #[test]

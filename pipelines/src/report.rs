@@ -10,7 +10,7 @@
 //!   last may hold fewer) whose counts and sizes are the sums of their windows', and the
 //!   caption says so;
 //! - the largest discrepancies as a table: published and correct values and their delta;
-//! - the two table digests (SPEC section 7) and how many windows they differ in.
+//! - the two table digests (docs/format.md section 7) and how many windows they differ in.
 //!
 //! The page works offline and runs nothing: inline CSS only, no script, no external
 //! stylesheet, font or image, and a Content-Security-Policy that forbids loading any. Every
@@ -28,9 +28,9 @@ use std::fmt::{self, Display};
 use std::io::{self, Write};
 use std::path::Path;
 
-use amend_operators::compare::{WindowDifference, differing_windows};
-use amend_operators::digest::TableDigest;
-use amend_operators::reconcile::{
+use amend_operators::proof::compare::{WindowDifference, differing_windows};
+use amend_operators::proof::digest::TableDigest;
+use amend_operators::proof::reconcile::{
     Delta, Kind, KindCounts, Largest, Reconciliation, Values, WindowSummary,
 };
 use amend_operators::time::format_millis;
@@ -56,7 +56,7 @@ pub struct ReportInput<'a> {
     pub scale: Scale,
     /// The tolerance used (0 = exact).
     pub tolerance: Decimal,
-    /// Digest of the correct table (SPEC section 7).
+    /// Digest of the correct table (docs/format.md section 7).
     pub correct_digest: &'a TableDigest,
     /// Digest of the published table.
     pub published_digest: &'a TableDigest,
@@ -853,7 +853,7 @@ impl Display for Escaped<'_> {
 mod tests {
     use super::*;
     use amend_operators::Window;
-    use amend_operators::digest::{WindowDigest, digest_windows};
+    use amend_operators::proof::digest::{WindowDigest, digest_windows};
 
     const HOSTILE: &str = "<script>alert(1)</script>&\"'";
 

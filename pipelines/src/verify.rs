@@ -1,23 +1,23 @@
 //! `amend digest` and `amend verify`: digests of snapshot files, and two results compared.
 //!
 //! A result is a `digests.json` or a snapshot file (amend's own, or an export in the snapshot
-//! format made elsewhere). A snapshot is read with [`amend_operators::snapshot`] and digested
-//! as SPEC section 7 says; two digests are compared window by window with
-//! [`amend_operators::compare`].
+//! format made elsewhere). A snapshot is read with [`amend_operators::proof::snapshot`] and
+//! digested as docs/format.md (section 7) says; two digests are compared window by window with
+//! [`amend_operators::proof::compare`].
 
 use std::io::Write;
 use std::path::Path;
 
 use amend_operators::Scale;
-use amend_operators::compare::{WindowDifference, check_digest, differing_windows};
-use amend_operators::digest::TableDigest;
-use amend_operators::snapshot::{SnapshotFields, digest_snapshot};
+use amend_operators::proof::compare::{WindowDifference, check_digest, differing_windows};
+use amend_operators::proof::digest::TableDigest;
+use amend_operators::proof::snapshot::{SnapshotFields, digest_snapshot};
 use amend_operators::time::format_millis;
 use anyhow::Context;
 
 use crate::UsageError;
 use crate::cli::{DigestArgs, SnapshotReadArgs, VerifyArgs};
-use crate::output::write_json_atomically;
+use crate::engine::writers::files::write_json_atomically;
 
 /// An error of a command whose exit code 1 means "different" (`amend verify`,
 /// `amend reconcile`): exits 2.
@@ -28,7 +28,7 @@ pub struct CompareError(#[from] pub anyhow::Error);
 impl SnapshotReadArgs {
     /// The column names and scale, validated.
     fn parse(&self) -> Result<(SnapshotFields, Scale), UsageError> {
-        let scale = Scale::new(self.scale).map_err(|e| UsageError(format!("--scale: {e}")))?;
+        let scale = Scale::new(self.scale).map_err(|e| UsageError(format!("--scale {e}")))?;
         let fields = SnapshotFields {
             window_start: self.window_start_field.clone(),
             window_end: self.window_end_field.clone(),

@@ -1,4 +1,4 @@
-//! Checks of the data contract (SPEC.md section 6 and 7) that hold for every run, whatever the
+//! Checks of the data contract (docs/format.md section 6 and 7) that hold for every run, whatever the
 //! input: accounting closes, the changelog replays to the snapshot, the snapshot is sorted,
 //! decimals and times are canonical, and the digests match the snapshot.
 
@@ -30,7 +30,7 @@ const ROW_FIELDS: [&str; 8] = [
 ];
 
 /// Checks every output file in `out` against the data contract; panics with every problem
-/// found. `verify_digests` recomputes the SPEC section 7 digests with the system `sha256sum`.
+/// found. `verify_digests` recomputes the docs/format.md section 7 digests with the system `sha256sum`.
 #[track_caller]
 pub fn check_outputs(out: &Path, verify_digests: bool) {
     let mut problems = Vec::new();

@@ -12,7 +12,7 @@
 //! runs must pass the data-contract checks of [`crate::check`].
 //!
 //! With `AMEND_BLESS=1` in the environment, `expected/` is rewritten from the actual outputs of
-//! the first run. Review every blessed file against SPEC.md before keeping it.
+//! the first run. Review every blessed file against docs/format.md before keeping it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -145,7 +145,7 @@ pub fn run_case(name: &str) {
             fs::write(expected_dir.join(file), text).unwrap();
         }
         eprintln!(
-            "blessed {}: review it against SPEC.md",
+            "blessed {}: review it against docs/format.md",
             expected_dir.display()
         );
     } else {
@@ -166,7 +166,7 @@ pub fn run_case(name: &str) {
         if !failures.is_empty() {
             panic!(
                 "golden case {name} ({}): the outputs differ from expected/ (rerun with \
-                 AMEND_BLESS=1 to accept them, after checking them against SPEC.md)\n\n{}",
+                 AMEND_BLESS=1 to accept them, after checking them against docs/format.md)\n\n{}",
                 case.display(),
                 failures.join("\n")
             );

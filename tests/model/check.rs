@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use serde_json::Value;
 
 use super::history::Case;
@@ -82,14 +81,12 @@ pub fn run(case: &Case, inputs: &[PathBuf], out: &Path, opts: Options) -> Result
         }
     }
     args.push("--quiet".into());
-    let cli = amend::cli::Cli::try_parse_from(&args).map_err(|e| format!("{args:?}: {e}"))?;
-    let amend::cli::Command::Aggregate(parsed) = cli.command else {
-        unreachable!()
-    };
-    let config =
-        amend::config::AggregateConfig::from_args(&parsed).map_err(|e| format!("{e:#}"))?;
-    amend::aggregate::run(&config)
-        .map_err(|e| format!("the pipeline failed ({opts:?}): {e:#}\n{}", case.dump()))?;
+    amend::run_args(&args).map_err(|e| {
+        format!(
+            "the pipeline failed ({args:?}, {opts:?}): {e:#}\n{}",
+            case.dump()
+        )
+    })?;
     let read = |name: &str| {
         fs::read_to_string(out.join(name)).map_err(|e| format!("cannot read {name}: {e}"))
     };
@@ -246,7 +243,7 @@ pub fn check_model(
 }
 
 /// The live model against itself: a history it calls exact has, after every epoch, the table
-/// of a full recompute (SPEC 3 and 4) over its records that are not late.
+/// of a full recompute (docs/format.md sections 3 and 4) over its records that are not late.
 pub fn check_live_model(case: &Case, live: &Live) -> Result<(), String> {
     if !live.exact() {
         return Ok(());

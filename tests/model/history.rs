@@ -7,11 +7,11 @@
 //! shrinks to) is again a valid history. The generator keeps the valid records with their
 //! positions and the expected dead letters; it never parses what it rendered.
 //!
-//! Readings of the SPEC the generator relies on: a value's fractional digits are those of the
-//! number, not of its spelling (`12.5000000000` and `1.23456789e2` are fine at scale 6); a
-//! whitespace-only line is no record but still a physical line; a line's length excludes its
-//! `\n` or `\r\n`; in CSV an empty cell is an absent field (so CSV cases use no empty key); a
-//! replay of an older line at the current version is, by the `(version, position)` rule, a
+//! Readings of the data contract (docs/format.md) the generator relies on: a value's fractional
+//! digits are those of the number, not of its spelling (`12.5000000000` and `1.23456789e2` are fine
+//! at scale 6); a whitespace-only line is no record but still a physical line; a line's length
+//! excludes its `\n` or `\r\n`; in CSV an empty cell is an absent field (so CSV cases use no empty
+//! key); a replay of an older line at the current version is, by the `(version, position)` rule, a
 //! correction back to that line.
 
 use super::reference::{Lateness, Model, Record, Windows, canonical, local_text};
@@ -22,7 +22,7 @@ pub const KEYS: [&str; 8] = ["a", "b", "B", "é", "k,\"q\"", "", "x\\y", "z\u{1}
 /// The default `--max-line-bytes`.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
-/// The most bytes of a bad line kept in its dead letter (SPEC 6: 64 KiB).
+/// The most bytes of a bad line kept in its dead letter (docs/format.md section 6: 64 KiB).
 pub const RAW_LIMIT: usize = 64 * 1024;
 
 /// One step of a history: raw numbers, read by [`Case::build`].

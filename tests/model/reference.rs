@@ -1,4 +1,4 @@
-//! The reference model of the data contract: SPEC sections 3, 4, 6 and 7, computed naively.
+//! The reference model of the data contract: docs/format.md sections 3, 4, 6 and 7, computed naively.
 //!
 //! Everything here is a plain function of the list of valid records: resolution is a maximum
 //! over all records of an id, windows are enumerated from their definition, aggregates are
@@ -25,7 +25,7 @@ pub struct Record {
     pub position: Position,
 }
 
-/// Window assignment (SPEC section 4), sizes in milliseconds.
+/// Window assignment (docs/format.md section 4), sizes in milliseconds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Windows {
     Tumbling {
@@ -82,7 +82,7 @@ impl Windows {
     }
 }
 
-/// SPEC 4, `session:G`: per key, sort the records by ts and split where consecutive times
+/// docs/format.md section 4, `session:G`: per key, sort the records by ts and split where consecutive times
 /// differ by `gap` or more; each run is the window `[first ts, last ts + gap)`. Returns
 /// `(start, end, key)` → the values of the session.
 pub fn sessions(records: &[&Record], gap: i64) -> BTreeMap<(i64, i64, String), Vec<i128>> {
@@ -183,7 +183,7 @@ pub struct Model {
 }
 
 impl Model {
-    /// SPEC 3: per id, the record with the greatest (version, position) among the records of
+    /// docs/format.md section 3: per id, the record with the greatest (version, position) among the records of
     /// epochs `0..=through` (deletes included).
     pub fn current<'a>(
         &self,
@@ -203,14 +203,14 @@ impl Model {
         current
     }
 
-    /// SPEC 4: the full recompute of the table over the records of epochs `0..=through`.
+    /// docs/format.md section 4: the full recompute of the table over the records of epochs `0..=through`.
     pub fn table(&self, records: &[Record], through: u64) -> Table {
         let current = self.current(records, through);
         let live: Vec<&Record> = current.values().copied().filter(|r| !r.delete).collect();
         self.aggregate(&live)
     }
 
-    /// SPEC 4: the aggregates of `live` records (current, not deleted), from scratch.
+    /// docs/format.md section 4: the aggregates of `live` records (current, not deleted), from scratch.
     pub fn aggregate(&self, live: &[&Record]) -> Table {
         let mut groups: BTreeMap<(i64, i64, String), Vec<i128>> = BTreeMap::new();
         if let Windows::Session { gap } = self.windows {
@@ -445,12 +445,12 @@ impl Model {
         (current.len() as u64 - deleted, deleted)
     }
 
-    /// SPEC 6: canonical decimal text of `units` at the model's scale.
+    /// docs/format.md section 6: canonical decimal text of `units` at the model's scale.
     pub fn decimal(&self, units: i128) -> String {
         canonical(units, self.scale)
     }
 
-    /// SPEC 6 changelog/snapshot row fields from `window_start` to `mean`, without braces.
+    /// docs/format.md section 6 changelog/snapshot row fields from `window_start` to `mean`, without braces.
     pub fn row_body(&self, (start, end, key): &(i64, i64, String), agg: &Agg) -> String {
         format!(
             r#""window_start":"{}","window_end":"{}","key":{},"count":{},"sum":"{}","min":"{}","max":"{}","mean":"{}""#,
@@ -505,7 +505,7 @@ impl Model {
         out
     }
 
-    /// SPEC 7: the expected `digests.json`, as JSON.
+    /// docs/format.md section 7: the expected `digests.json`, as JSON.
     pub fn digests(&self, table: &Table) -> serde_json::Value {
         let mut windows: BTreeMap<(i64, i64), String> = BTreeMap::new();
         for ((start, end, key), agg) in table {
@@ -597,7 +597,7 @@ pub fn local_text(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}")
 }
 
-/// SPEC 6 time text: RFC 3339 UTC with milliseconds.
+/// docs/format.md section 6 time text: RFC 3339 UTC with milliseconds.
 pub fn rfc3339(ms: i64) -> String {
     local_text(ms) + "Z"
 }

@@ -1,0 +1,160 @@
+//! The aggregates of one (window, key): count, sum, min and max, exact and order-independent.
+//!
+//! An [`Agg`] is one row of the aggregate table. A [`Group`] is the state that gives it: the
+//! distinct values with their multiplicities, and a running count and sum, so that adding or
+//! retracting a value costs a binary search and min and max are the ends. All arithmetic is
+//! on fixed-point integers, so a row is bit-identical for any order of the changes.
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::data::decimal::Decimal;
+use crate::data::window::Window;
+
+/// The aggregates of one (window, key).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Agg {
+    /// Number of current records.
+    pub count: u64,
+    /// Sum of their values; `None` if it does not fit 128-bit fixed point.
+    pub sum: Option<Decimal>,
+    /// Least value.
+    pub min: Decimal,
+    /// Greatest value.
+    pub max: Decimal,
+}
+
+impl Agg {
+    /// Sum / count, rounded half-to-even at the scale; `None` if the sum overflowed.
+    pub fn mean(&self) -> Option<Decimal> {
+        Decimal::mean(self.sum?, self.count)
+    }
+
+    /// The aggregates of values with multiplicities; `None` if there are none.
+    ///
+    /// ```
+    /// use amend_operators::{Agg, Decimal};
+    /// let agg = Agg::of([(&Decimal(-5), 1), (&Decimal(20), 2)]).unwrap();
+    /// assert_eq!((agg.count, agg.sum, agg.min, agg.max), (3, Some(Decimal(35)), Decimal(-5), Decimal(20)));
+    /// assert_eq!(Agg::of([(&Decimal(1), 1), (&Decimal(1), -1)]), None);
+    /// ```
+    pub fn of<'a>(values: impl IntoIterator<Item = (&'a Decimal, i64)>) -> Option<Agg> {
+        let mut group = Group::default();
+        for (value, count) in values {
+            group.update(*value, count);
+        }
+        group.agg()
+    }
+}
+
+/// One row of the aggregate table.
+pub type AggRow = ((Window, CompactString), Agg);
+
+/// The state of one group: its values with multiplicities, and running count and sum.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Distinct values, ascending, each with a non-zero multiplicity; most groups have one,
+    /// held inline.
+    values: SmallVec<[(Decimal, i64); 1]>,
+    count: i64,
+    /// The exact sum, or `None` while it does not fit (then recomputed on each change).
+    sum: Option<i128>,
+}
+
+impl Group {
+    /// Adds `diff` copies of `value` (retracts them if negative).
+    pub fn update(&mut self, value: Decimal, diff: i64) {
+        match self.values.binary_search_by(|(v, _)| v.cmp(&value)) {
+            Ok(at) => {
+                self.values[at].1 += diff;
+                if self.values[at].1 == 0 {
+                    self.values.remove(at);
+                }
+            }
+            Err(at) => self.values.insert(at, (value, diff)),
+        }
+        self.count += diff;
+        // The running sum is the exact sum of the current values whenever it is `Some`; once it
+        // does not fit, it is recomputed until it fits again.
+        let delta = value.0.checked_mul(i128::from(diff));
+        self.sum = match (self.sum, delta) {
+            (Some(sum), Some(delta)) => sum.checked_add(delta),
+            _ => self.exact_sum(),
+        };
+    }
+
+    /// Whether no value is held.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The sum recomputed from the values, `None` if it does not fit.
+    fn exact_sum(&self) -> Option<i128> {
+        self.values.iter().try_fold(0i128, |sum, (v, n)| {
+            sum.checked_add(v.0.checked_mul(i128::from(*n))?)
+        })
+    }
+
+    /// The group's row; `None` without values, or if a multiplicity is below zero (retractions
+    /// of values never inserted: not a table).
+    pub fn agg(&self) -> Option<Agg> {
+        let (min, max) = (self.values.first()?, self.values.last()?);
+        if self.count <= 0 || self.values.iter().any(|(_, n)| *n < 0) {
+            return None;
+        }
+        Some(Agg {
+            count: self.count as u64,
+            sum: self.sum.map(Decimal),
+            min: min.0,
+            max: max.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_values_with_multiplicities() {
+        let (a, b) = (Decimal(-5), Decimal(20));
+        let agg = Agg::of([(&a, 1), (&b, 2)]).unwrap();
+        assert_eq!(agg.count, 3);
+        assert_eq!(agg.sum, Some(Decimal(35)));
+        assert_eq!((agg.min, agg.max), (a, b));
+        assert_eq!(agg.mean(), Some(Decimal(12)));
+        assert_eq!(Agg::of([(&a, 0)]), None);
+        assert_eq!(Agg::of([(&a, 1), (&a, -1)]), None);
+    }
+
+    #[test]
+    fn retractions_update_min_max_and_sum() {
+        let mut group = Group::default();
+        for v in [5, 1, 9, 1] {
+            group.update(Decimal(v), 1);
+        }
+        group.update(Decimal(1), -1);
+        group.update(Decimal(9), -1);
+        let agg = group.agg().unwrap();
+        assert_eq!(
+            (agg.count, agg.sum, agg.min, agg.max),
+            (2, Some(Decimal(6)), Decimal(1), Decimal(5))
+        );
+        group.update(Decimal(1), -1);
+        group.update(Decimal(5), -1);
+        assert_eq!(group.agg(), None);
+        assert!(group.is_empty());
+    }
+
+    #[test]
+    fn sum_overflow_is_reported_not_wrapped_and_recovers() {
+        let big = Decimal(i128::MAX / 2 + 1);
+        let mut group = Group::default();
+        group.update(big, 2);
+        assert_eq!(group.agg().unwrap().sum, None);
+        assert_eq!(group.agg().unwrap().mean(), None);
+        group.update(big, -1);
+        assert_eq!(group.agg().unwrap().sum, Some(big));
+    }
+}

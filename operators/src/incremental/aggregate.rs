@@ -1,0 +1,224 @@
+//! Aggregates per (window, key): count, sum, min and max, exact and order-independent.
+//!
+//! Input: `((window, key), value)` with diffs (a retracted record retracts its value).
+//! Output: one [`Agg`] row per (window, key) that has values, updated as values come and go: when
+//! a time's changes to a group are applied, the group's old row is retracted and its new row
+//! inserted at that time; a group whose last value is retracted has no row, and changes that
+//! cancel out emit nothing. All arithmetic is on fixed-point integers, so a row is
+//! bit-identical for any worker count, batching and arrival order.
+//!
+//! Updates are exchanged by a hash of (window, key). Each group ([`Group`]) keeps its count,
+//! its sum and its distinct values with multiplicities in a sorted vector, so a change costs a
+//! binary search in its own group — not a rescan of the group, and nothing for other groups.
+//! Only the group's current row is kept, never its history ([`GroupState`]).
+
+use std::hash::BuildHasher;
+
+use compact_str::CompactString;
+use differential_dataflow::{Hashable, VecCollection};
+use hashbrown::hash_table::HashTable;
+use timely::dataflow::channels::pact::Exchange;
+
+use crate::data::agg::{Agg, AggRow, Group};
+use crate::data::decimal::Decimal;
+use crate::data::event::Time;
+use crate::data::time::Millis;
+use crate::data::window::Window;
+use crate::incremental::assign_windows::WindowedValue;
+use crate::incremental::expiry::ExpiryIndex;
+use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
+use crate::incremental::watermark::{Bounds, Marks};
+
+/// Computes the aggregate table.
+pub trait Aggregate<'scope> {
+    /// One [`Agg`] per (window, key) with values, maintained incrementally.
+    ///
+    /// ```
+    /// use amend_operators::{Agg, Aggregate, Decimal, Window};
+    /// use differential_dataflow::input::Input;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    ///
+    /// let group = (Window { start: 0, end: 60_000 }, "k".into());
+    /// let g = group.clone();
+    /// let captured = timely::example(move |scope| {
+    ///     let (mut input, values) = scope.new_collection();
+    ///     let rows = values.aggregate();
+    ///     input.insert((g.clone(), Decimal(5)));
+    ///     input.insert((g.clone(), Decimal(9)));
+    ///     input.advance_to(1);
+    ///     input.remove((g.clone(), Decimal(9))); // a retraction updates max and sum
+    ///     rows.inner.capture()
+    /// });
+    /// let mut got: Vec<_> = captured.extract().into_iter().flat_map(|(_, d)| d).collect();
+    /// got.sort_by_key(|(_, t, d)| (*t, *d));
+    /// let row = |count, sum, max| (group.clone(), Agg { count, sum: Some(Decimal(sum)), min: Decimal(5), max: Decimal(max) });
+    /// assert_eq!(got, vec![(row(2, 14, 9), 0, 1), (row(2, 14, 9), 1, -1), (row(1, 5, 5), 1, 1)]);
+    /// ```
+    fn aggregate(self) -> VecCollection<'scope, Time, AggRow>;
+
+    /// As [`Aggregate::aggregate`], and with a finite lateness, closes at the start of each
+    /// epoch `e` every window that ends at or before `H(e)` (see
+    /// [`crate::incremental::watermark`]): its groups are forgotten, later updates of it are
+    /// ignored, and its rows stay as they were.
+    fn aggregate_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, AggRow>;
+}
+
+impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
+    fn aggregate(self) -> VecCollection<'scope, Time, AggRow> {
+        aggregate(self, None, Vec::new(), GroupState::new(false))
+    }
+
+    fn aggregate_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, AggRow> {
+        let gauges = vec![Gauge::new(&bounds.state.groups, |s: &GroupState| {
+            s.len() as i64
+        })];
+        let state = GroupState::new(bounds.lateness.is_bounded());
+        aggregate(self, Some((marks, bounds.lateness)), gauges, state)
+    }
+}
+
+fn aggregate<'scope>(
+    values: VecCollection<'scope, Time, WindowedValue>,
+    marks: Option<(Marks<'scope>, crate::incremental::watermark::Lateness)>,
+    gauges: Vec<Gauge<GroupState>>,
+    state: GroupState,
+) -> VecCollection<'scope, Time, AggRow> {
+    let exchange = Exchange::new(|update: &(WindowedValue, Time, isize)| (update.0).0.hashed());
+    let spec = Spec {
+        name: "Aggregate",
+        marks,
+        ready: Ready::Complete,
+        gauges,
+    };
+    per_time(values, exchange, spec, state)
+}
+
+/// What a group is keyed by.
+type GroupKey = (Window, CompactString);
+
+/// The groups of one worker, and when each window closes.
+#[derive(Debug, Default)]
+pub struct GroupState {
+    /// Each group with its (window, key), found by the key's hash; boxed, so the table's slots
+    /// (and its growth) cost a pointer each.
+    groups: HashTable<Box<(GroupKey, Group)>>,
+    hasher: foldhash::fast::FixedState,
+    /// With a finite lateness: the hashes of groups by their window's end.
+    closing: Option<ExpiryIndex>,
+}
+
+impl GroupState {
+    /// Empty state; if `closes`, windows can be closed by a horizon.
+    pub fn new(closes: bool) -> GroupState {
+        GroupState {
+            closing: closes.then(ExpiryIndex::default),
+            ..GroupState::default()
+        }
+    }
+
+    /// Groups held.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether no group is held.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Forgets every group whose window ends at or before `horizon`.
+    pub fn close_windows(&mut self, horizon: Millis) {
+        if let Some(closing) = &mut self.closing {
+            closing.release(horizon, &mut self.groups, |g| g.0.0.end <= horizon);
+        }
+    }
+
+    /// Applies the changes of one group and returns its row before and after.
+    fn update(
+        &mut self,
+        key: &GroupKey,
+        changes: impl Iterator<Item = (Decimal, isize)>,
+    ) -> (Option<Agg>, Option<Agg>) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(key);
+        let closing = &mut self.closing;
+        let mut entry = self
+            .groups
+            .entry(
+                hash,
+                |entry| entry.0 == *key,
+                |entry| hasher.hash_one(&entry.0),
+            )
+            .or_insert_with(|| {
+                if let Some(closing) = closing {
+                    closing.note(key.0.end, hash);
+                }
+                Box::new((key.clone(), Group::default()))
+            });
+        let group = &mut entry.get_mut().1;
+        let before = group.agg();
+        for (value, diff) in changes {
+            group.update(value, diff as i64);
+        }
+        let after = group.agg();
+        if group.is_empty() {
+            entry.remove();
+        }
+        (before, after)
+    }
+}
+
+impl PerTime for GroupState {
+    type Input = WindowedValue;
+    type Item = (WindowedValue, isize);
+    type Output = AggRow;
+
+    fn take(&self, value: WindowedValue, diff: isize) -> Option<Self::Item> {
+        Some((value, diff))
+    }
+
+    fn apply(
+        &mut self,
+        at: At,
+        mut updates: Vec<Self::Item>,
+        emit: &mut impl FnMut(AggRow, isize),
+    ) {
+        if let Some(horizon) = at.horizon {
+            self.close_windows(horizon);
+            // A closed window's row is final.
+            updates.retain(|(((window, _), _), _)| window.end > horizon);
+        }
+        // Group the time's updates so each group's old row is read once.
+        updates.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+        let mut updates = updates.into_iter().peekable();
+        while let Some(((key, value), diff)) = updates.next() {
+            let rest = std::iter::from_fn(|| {
+                updates
+                    .next_if(|((next, _), _)| *next == key)
+                    .map(|((_, value), diff)| (value, diff))
+            });
+            let (before, after) = self.update(&key, std::iter::once((value, diff)).chain(rest));
+            if before == after {
+                continue;
+            }
+            if let Some(old) = before {
+                emit((key.clone(), old), -1);
+            }
+            if let Some(new) = after {
+                emit((key, new), 1);
+            }
+        }
+    }
+
+    fn release(&mut self, horizon: Millis) {
+        self.close_windows(horizon);
+    }
+}

@@ -1,0 +1,251 @@
+//! Id resolution: the current record of each id, maintained incrementally.
+//!
+//! Input: an append-only collection of records (each with diff `+1`; a replay is another
+//! record). Output: the collection of current records, one per id, including deletes: the
+//! record with the greatest `(version, position)` among all records of its id so far
+//! (docs/format.md, section 3). Consumers skip deletes to aggregate; counting them gives the
+//! deleted ids. The output records carry no `source` and `seq`: only gap detection reads them,
+//! before resolution, so the operator neither keeps nor copies them.
+//!
+//! Per id the operator keeps only the current record, not its history ([`IdState`]): a new
+//! record either loses (a replay or stale version: no output at all) or wins, and then the
+//! operator emits the old current record's retraction and the new one's insertion at the new
+//! record's time. Records are exchanged by a hash of their id, so a delta for one id touches
+//! one worker and one entry. Within a time, each record that beats the id's current record
+//! replaces it, so the net output of the time is the same in any arrival order.
+//!
+//! Input diffs other than positive ones are ignored: the input is a log of what producers
+//! sent, and nothing un-sends a record; a correction is a new record.
+
+use std::hash::BuildHasher;
+
+use compact_str::CompactString;
+use differential_dataflow::{Hashable, VecCollection};
+use hashbrown::hash_table::{Entry, HashTable};
+use timely::dataflow::channels::pact::Exchange;
+
+use crate::data::decimal::Decimal;
+use crate::data::event::{Event, Op, Position, Time};
+use crate::data::time::Millis;
+use crate::data::window::WindowSpec;
+use crate::incremental::expiry::ExpiryIndex;
+use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
+use crate::incremental::watermark::{Bounds, Marks};
+
+/// Resolves records to the current record per id.
+pub trait ResolveIds<'scope> {
+    /// The current record of each id (deletes included), updated as records arrive; nothing
+    /// is ever forgotten.
+    ///
+    /// ```
+    /// use amend_operators::{Decimal, Event, Position, ResolveIds};
+    /// use differential_dataflow::input::Input;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    ///
+    /// let record = |version, offset, value| Event {
+    ///     id: "o-1".into(), key: "k".into(), value: Decimal(value), version,
+    ///     position: Position { epoch: 0, file: 0, offset }, ..Event::default()
+    /// };
+    /// let captured = timely::example(move |scope| {
+    ///     let (mut input, records) = scope.new_collection::<Event, isize>();
+    ///     let current = records.resolve_ids();
+    ///     input.insert(record(1, 0, 10));
+    ///     input.advance_to(1);
+    ///     input.insert(record(0, 20, 99)); // a stale version: changes nothing
+    ///     input.insert(record(1, 40, 12)); // a correction at the same version: replaces
+    ///     current.inner.capture()
+    /// });
+    /// let mut got: Vec<_> = captured.extract().into_iter().flat_map(|(_, d)| d).collect();
+    /// got.sort_by_key(|(e, t, d)| (*t, *d, e.position));
+    /// assert_eq!(got, vec![(record(1, 0, 10), 0, 1), (record(1, 0, 10), 1, -1), (record(1, 40, 12), 1, 1)]);
+    /// ```
+    fn resolve_ids(self) -> VecCollection<'scope, Time, Event>;
+
+    /// As [`ResolveIds::resolve_ids`], and with a finite lateness, forgets at the start of
+    /// each epoch `e` every id whose current record expires at or before `H(e)` (see
+    /// [`crate::incremental::watermark`]); forgetting emits nothing.
+    fn resolve_ids_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, Event>;
+}
+
+impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
+    fn resolve_ids(self) -> VecCollection<'scope, Time, Event> {
+        resolve(self, None, Vec::new(), IdState::default())
+    }
+
+    fn resolve_ids_within(
+        self,
+        marks: Marks<'scope>,
+        bounds: &Bounds,
+    ) -> VecCollection<'scope, Time, Event> {
+        let gauges = vec![Gauge::new(&bounds.state.ids, |s: &IdState| s.len() as i64)];
+        let state = IdState::new(bounds.lateness.is_bounded().then_some(bounds.window));
+        resolve(self, Some((marks, bounds.lateness)), gauges, state)
+    }
+}
+
+fn resolve<'scope>(
+    records: VecCollection<'scope, Time, Event>,
+    marks: Option<(Marks<'scope>, crate::Lateness)>,
+    gauges: Vec<Gauge<IdState>>,
+    state: IdState,
+) -> VecCollection<'scope, Time, Event> {
+    let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
+    let spec = Spec {
+        name: "ResolveIds",
+        marks,
+        ready: Ready::Complete,
+        gauges,
+    };
+    per_time(records, exchange, spec, state)
+}
+
+/// The current record of each id on one worker, and when each can be forgotten.
+#[derive(Debug, Default)]
+pub struct IdState {
+    /// The current record of each id, found by the hash of the id. Boxed, so the table's
+    /// slots (and its growth) cost a pointer each.
+    current: HashTable<Box<Current>>,
+    hasher: foldhash::fast::FixedState,
+    /// With a finite lateness, the windows that give each record its expiry, and the ids by
+    /// the expiry of the record that made them current.
+    expiry: Option<(WindowSpec, ExpiryIndex)>,
+}
+
+impl IdState {
+    /// Empty state; with `window`, ids can be forgotten once their current record expires.
+    pub fn new(window: Option<WindowSpec>) -> IdState {
+        IdState {
+            expiry: window.map(|window| (window, ExpiryIndex::default())),
+            ..IdState::default()
+        }
+    }
+
+    /// Ids held.
+    pub fn len(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Whether no id is held.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
+    /// Takes `event` as the id's record if it beats the current one: returns the record it
+    /// replaces (`Some(None)` for a new id), or `None` if it loses and changes nothing.
+    pub fn offer(&mut self, event: &Event) -> Option<Option<Event>> {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(event.id.as_str());
+        let replaced = match self.current.entry(
+            hash,
+            |e| e.id == event.id,
+            |e| hasher.hash_one(e.id.as_str()),
+        ) {
+            Entry::Occupied(mut old) => {
+                if old.get().precedence() >= event.precedence() {
+                    return None;
+                }
+                let old = std::mem::replace(&mut **old.get_mut(), Current::of(event));
+                Some(old.into_event())
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Box::new(Current::of(event)));
+                None
+            }
+        };
+        if let Some((window, index)) = &mut self.expiry {
+            index.note(window.expiry(event.ts), hash);
+        }
+        Some(replaced)
+    }
+
+    /// Forgets every id whose current record expires at or before `horizon`.
+    pub fn forget_expired(&mut self, horizon: Millis) {
+        if let Some((window, index)) = &mut self.expiry {
+            let window = *window;
+            index.release(horizon, &mut self.current, |e| {
+                window.expiry(e.ts) <= horizon
+            });
+        }
+    }
+}
+
+impl PerTime for IdState {
+    type Input = Event;
+    type Item = Event;
+    type Output = Event;
+
+    fn take(&self, event: Event, diff: isize) -> Option<Event> {
+        (diff > 0).then_some(event)
+    }
+
+    fn apply(&mut self, at: At, events: Vec<Event>, emit: &mut impl FnMut(Event, isize)) {
+        if let Some(horizon) = at.horizon {
+            self.forget_expired(horizon);
+        }
+        for mut event in events {
+            // Only gap detection, upstream, reads the producer's fields.
+            event.source = None;
+            event.seq = None;
+            let Some(replaced) = self.offer(&event) else {
+                continue;
+            };
+            if let Some(old) = replaced {
+                emit(old, -1);
+            }
+            emit(event, 1);
+        }
+    }
+
+    fn release(&mut self, horizon: Millis) {
+        self.forget_expired(horizon);
+    }
+}
+
+/// What the operator keeps of an id's current record: all of it but the producer's fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Current {
+    id: CompactString,
+    key: CompactString,
+    ts: Millis,
+    value: Decimal,
+    op: Op,
+    version: u64,
+    position: Position,
+}
+
+impl Current {
+    fn of(event: &Event) -> Current {
+        Current {
+            id: event.id.clone(),
+            key: event.key.clone(),
+            ts: event.ts,
+            value: event.value,
+            op: event.op,
+            version: event.version,
+            position: event.position,
+        }
+    }
+
+    fn precedence(&self) -> (u64, Position) {
+        (self.version, self.position)
+    }
+
+    /// The record as it was emitted: without `source` and `seq`.
+    fn into_event(self) -> Event {
+        Event {
+            id: self.id,
+            key: self.key,
+            ts: self.ts,
+            value: self.value,
+            op: self.op,
+            version: self.version,
+            position: self.position,
+            source: None,
+            seq: None,
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The aggregate table outside the dataflow, as the changelog builds it.
+//!
+//! A [`Table`] takes the open epoch's row changes as they arrive ([`Table::apply`]), checking
+//! that every retraction removes a row that is there and every insertion finds none. The
+//! first change of a row in an epoch records the row as it was before the epoch, so the
+//! epoch's net change ([`Table::changes`]) is exact: rows that ended as they began change
+//! nothing. While the table was empty at the epoch's start nothing needs recording, and every
+//! row is an insertion. [`Table::end_epoch`] closes the open epoch.
+//!
+//! With a finite lateness, rows of windows that can no longer change may leave memory
+//! ([`Table::spill_closed`], [`Table::close_windows`]): they move to a file in the snapshot's
+//! format, which the snapshot copies first, since windows close in start order.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
+
+use compact_str::CompactString;
+
+use crate::data::agg::{Agg, AggRow};
+use crate::data::decimal::Scale;
+use crate::data::time::{Millis, format_millis};
+use crate::data::window::Window;
+use crate::output::OutputError;
+use crate::output::rows::{SnapshotFormat, write_changelog, write_csv_header, write_snapshot_rows};
+
+/// The rows of a table, in (window, key) order.
+pub type Rows = BTreeMap<(Window, CompactString), Agg>;
+
+/// Each row an epoch touched, with its value before the epoch.
+pub type Before = BTreeMap<(Window, CompactString), Option<Agg>>;
+
+/// One row's net change in an epoch: the row, its value before, its value after.
+pub type RowChange<'a> = (
+    &'a (Window, CompactString),
+    Option<&'a Agg>,
+    Option<&'a Agg>,
+);
+
+/// The aggregate table, as the changelog builds it.
+#[derive(Debug)]
+pub struct Table {
+    rows: Rows,
+    scale: Scale,
+    /// Rows changed in the open epoch, with their value before it.
+    before: Before,
+    /// Whether the table was empty when the open epoch began.
+    empty_before: bool,
+    /// Whether the open epoch has changed the table yet.
+    changed: bool,
+    /// Rows of closed windows, moved out of memory.
+    closed: Option<Closed>,
+}
+
+/// Rows of windows that can no longer change, kept in a file in the snapshot's format.
+/// Windows close in start order, so the file stays sorted and precedes every open row.
+#[derive(Debug)]
+struct Closed {
+    file: BufWriter<File>,
+    format: SnapshotFormat,
+    rows: u64,
+    /// The greatest closed window, which every later one must follow.
+    last: Option<Window>,
+}
+
+/// The net changes of an epoch, in (window, key) order; see [`Table::changes`].
+#[derive(Copy, Clone, Debug)]
+pub enum EpochChanges<'a> {
+    /// The table was empty when the epoch began: every row is an insertion.
+    All {
+        /// The rows.
+        rows: &'a Rows,
+        /// Whether the epoch changed the table at all.
+        changed: bool,
+    },
+    /// The rows the epoch touched, with their values before it, and the table after it.
+    Net {
+        /// Each touched row's value before the epoch.
+        before: &'a Before,
+        /// The rows after it.
+        rows: &'a Rows,
+    },
+}
+
+impl<'a> EpochChanges<'a> {
+    /// Each row whose value changed, with its value before and after (`None` where it had or
+    /// has no row).
+    pub fn iter(&self) -> impl Iterator<Item = RowChange<'a>> + 'a {
+        let (all, net) = self.parts();
+        let all = all
+            .into_iter()
+            .flatten()
+            .map(|(row, new)| (row, None, Some(new)));
+        let net = net.into_iter().flat_map(|(before, rows)| {
+            before.iter().filter_map(move |(row, old)| {
+                let new = rows.get(row);
+                (old.as_ref() != new).then_some((row, old.as_ref(), new))
+            })
+        });
+        all.chain(net)
+    }
+
+    /// The rows the epoch removed or replaced, as they were.
+    pub fn retractions(&self) -> impl Iterator<Item = (&'a (Window, CompactString), &'a Agg)> + 'a {
+        self.iter().filter_map(|(row, old, _)| Some((row, old?)))
+    }
+
+    /// The rows the epoch added or replaced, as they are.
+    pub fn insertions(&self) -> impl Iterator<Item = (&'a (Window, CompactString), &'a Agg)> + 'a {
+        self.iter().filter_map(|(row, _, new)| Some((row, new?)))
+    }
+
+    /// The number of changelog lines: retractions plus insertions.
+    pub fn lines(&self) -> usize {
+        match self {
+            EpochChanges::All { rows, .. } => rows.len(),
+            EpochChanges::Net { .. } => self.retractions().count() + self.insertions().count(),
+        }
+    }
+
+    fn parts(&self) -> (Option<&'a Rows>, Option<(&'a Before, &'a Rows)>) {
+        match *self {
+            EpochChanges::All { rows, .. } => (Some(rows), None),
+            EpochChanges::Net { before, rows } => (None, Some((before, rows))),
+        }
+    }
+}
+
+impl Table {
+    /// An empty table whose decimals print at `scale`.
+    pub fn new(scale: Scale) -> Self {
+        Table {
+            rows: BTreeMap::new(),
+            scale,
+            before: BTreeMap::new(),
+            empty_before: true,
+            changed: false,
+            closed: None,
+        }
+    }
+
+    /// The scale decimals print at.
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+
+    /// Moves the rows of closed windows ([`Table::close_windows`]) into `file`, an anonymous
+    /// temporary file, in the snapshot's `format`, instead of keeping them in memory.
+    pub fn spill_closed(&mut self, file: File, format: SnapshotFormat) {
+        self.closed = Some(Closed {
+            file: BufWriter::with_capacity(1 << 20, file),
+            format,
+            rows: 0,
+            last: None,
+        });
+    }
+
+    /// The rows held in memory, in (window, key) order: all rows, unless closed ones spill.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// The number of rows, spilled ones included.
+    pub fn row_count(&self) -> u64 {
+        self.rows.len() as u64 + self.closed.as_ref().map_or(0, |c| c.rows)
+    }
+
+    /// Whether rows of closed windows leave memory ([`Table::spill_closed`]).
+    pub fn spills(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// Whether the table was empty when the open epoch began (then changes are not tracked
+    /// row by row: every row is an insertion).
+    pub fn empty_before(&self) -> bool {
+        self.empty_before
+    }
+
+    /// Closes every window that ends at or before `horizon`: its rows can no longer change.
+    /// If closed rows spill, they move out of memory and are returned (it is an error for a
+    /// later change to touch them); otherwise nothing happens. Call between epochs.
+    pub fn close_windows(&mut self, horizon: Millis) -> Result<Rows, OutputError> {
+        let Some(closed) = &mut self.closed else {
+            return Ok(Rows::new());
+        };
+        let first_open = self
+            .rows
+            .keys()
+            .position(|(window, _)| window.end > horizon)
+            .unwrap_or(self.rows.len());
+        if first_open == 0 {
+            return Ok(Rows::new());
+        }
+        let open = match self.rows.iter().nth(first_open) {
+            Some((key, _)) => self.rows.split_off(&key.clone()),
+            None => BTreeMap::new(),
+        };
+        let done = std::mem::replace(&mut self.rows, open);
+        // Closed rows must precede every open one and every row closed before.
+        let first = done.keys().next().map(|(w, _)| *w);
+        let last = done.keys().next_back().map(|(w, _)| *w);
+        let open_first = self.rows.keys().next().map(|(w, _)| *w);
+        if first <= closed.last || (open_first.is_some() && last >= open_first) {
+            return Err(OutputError::Inconsistent {
+                epoch: 0,
+                what: "closes out of window order",
+                start: format_millis(first.map_or(0, |w| w.start)),
+                key: String::new(),
+            });
+        }
+        write_snapshot_rows(
+            closed.format,
+            self.scale,
+            done.iter(),
+            &mut closed.file,
+            false,
+        )?;
+        closed.rows += done.len() as u64;
+        closed.last = last;
+        self.empty_before = self.rows.is_empty();
+        Ok(done)
+    }
+
+    /// Applies one change of the open epoch `epoch`: `diff` is `-1` or `1`.
+    pub fn apply(&mut self, epoch: u64, row: AggRow, diff: isize) -> Result<(), OutputError> {
+        let ((window, key), agg) = row;
+        let inconsistent = |what, window: &Window, key: &str| OutputError::Inconsistent {
+            epoch,
+            what,
+            start: format_millis(window.start),
+            key: key.to_owned(),
+        };
+        let entry = (window, key);
+        self.changed = true;
+        match diff {
+            -1 => {
+                if self.rows.get(&entry) != Some(&agg) {
+                    return Err(inconsistent("retracts a missing", &entry.0, &entry.1));
+                }
+                self.rows.remove(&entry);
+                if !self.empty_before {
+                    self.before.entry(entry).or_insert(Some(agg));
+                }
+            }
+            1 => {
+                if self.rows.contains_key(&entry) {
+                    return Err(inconsistent("inserts a second", &entry.0, &entry.1));
+                }
+                if !self.empty_before {
+                    self.before.entry(entry.clone()).or_insert(None);
+                }
+                self.rows.insert(entry, agg);
+            }
+            _ => return Err(inconsistent("changes by more than one", &entry.0, &entry.1)),
+        }
+        Ok(())
+    }
+
+    /// The open epoch's net changes so far.
+    pub fn changes(&self) -> EpochChanges<'_> {
+        if self.empty_before {
+            EpochChanges::All {
+                rows: &self.rows,
+                changed: self.changed,
+            }
+        } else {
+            EpochChanges::Net {
+                before: &self.before,
+                rows: &self.rows,
+            }
+        }
+    }
+
+    /// Ends the open epoch: its changes are done with, and the next epoch begins.
+    pub fn end_epoch(&mut self) {
+        self.before.clear();
+        self.empty_before = self.rows.is_empty();
+        self.changed = false;
+    }
+
+    /// Whether changes of the open epoch have been applied: then the rows are not those of
+    /// an epoch boundary, and no snapshot should be written from them.
+    pub fn has_open_changes(&self) -> bool {
+        self.changed
+    }
+
+    /// Applies one whole epoch's changes, writes them as changelog lines to `out`, and ends
+    /// the epoch; returns the number of lines.
+    ///
+    /// `changes` may hold several updates of one row in any order; they are consolidated
+    /// first, and rows whose changes cancel write nothing.
+    pub fn apply_epoch(
+        &mut self,
+        epoch: u64,
+        mut changes: Vec<(AggRow, isize)>,
+        out: &mut impl Write,
+    ) -> Result<usize, OutputError> {
+        differential_dataflow::consolidation::consolidate(&mut changes);
+        let (retractions, insertions): (Vec<_>, Vec<_>) =
+            changes.into_iter().partition(|(_, diff)| *diff < 0);
+        for (row, diff) in retractions.into_iter().chain(insertions) {
+            let unit = diff.signum();
+            for _ in 0..diff.unsigned_abs() {
+                self.apply(epoch, row.clone(), unit)?;
+            }
+        }
+        let lines = write_changelog(epoch, &self.changes(), self.scale, out)?;
+        self.end_epoch();
+        Ok(lines)
+    }
+
+    /// Flushes spilled rows to their file; call before [`Table::write_snapshot`].
+    pub fn flush_closed(&mut self) -> Result<(), OutputError> {
+        if let Some(closed) = &mut self.closed {
+            closed.file.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the snapshot: one row per (window, key), sorted; spilled rows first.
+    pub fn write_snapshot(
+        &self,
+        format: SnapshotFormat,
+        mut out: impl Write,
+    ) -> Result<(), OutputError> {
+        let mut header = true;
+        if let Some(closed) = &self.closed {
+            if format == SnapshotFormat::Csv {
+                write_csv_header(&mut out)?;
+                header = false;
+            }
+            if !closed.file.buffer().is_empty() {
+                return Err(OutputError::Io(io::Error::other(
+                    "internal error: spilled rows not flushed before a snapshot",
+                )));
+            }
+            let mut file = closed.file.get_ref();
+            let end = file.stream_position()?;
+            file.rewind()?;
+            io::copy(&mut io::Read::take(file, end), &mut out)?;
+            file.seek(io::SeekFrom::Start(end))?;
+        }
+        write_snapshot_rows(format, self.scale, self.rows.iter(), &mut out, header)?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::decimal::Decimal;
+
+    fn row(start: i64, key: &str, count: u64, sum: i128) -> AggRow {
+        (
+            (
+                Window {
+                    start,
+                    end: start + 60_000,
+                },
+                key.into(),
+            ),
+            Agg {
+                count,
+                sum: Some(Decimal(sum)),
+                min: Decimal(sum),
+                max: Decimal(sum),
+            },
+        )
+    }
+
+    /// Writes the open epoch's changelog lines and ends it; returns the number of lines.
+    fn close_epoch(table: &mut Table, epoch: u64, out: &mut Vec<u8>) -> usize {
+        let lines = write_changelog(epoch, &table.changes(), table.scale(), out).unwrap();
+        table.end_epoch();
+        lines
+    }
+
+    #[test]
+    fn changelog_lines_are_consolidated_and_ordered() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let mut out = Vec::new();
+        table
+            .apply_epoch(
+                0,
+                vec![(row(0, "b", 1, 1), 1), (row(0, "a", 1, 2_500_000), 1)],
+                &mut out,
+            )
+            .unwrap();
+        let changes = vec![
+            (row(0, "b", 1, 1), -1),
+            (row(0, "b", 2, 2), 1),
+            (row(0, "x", 1, 1), 1),
+            (row(0, "x", 1, 1), -1),
+        ];
+        table.apply_epoch(1, changes, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[0],
+            r#"{"epoch":0,"diff":1,"window_start":"1970-01-01T00:00:00.000Z","window_end":"1970-01-01T00:01:00.000Z","key":"a","count":1,"sum":"2.5","min":"2.5","max":"2.5","mean":"2.5"}"#
+        );
+        assert!(lines[2].starts_with(r#"{"epoch":1,"diff":-1,"#));
+        assert!(lines[3].contains(r#""key":"b","count":2,"sum":"0.000002""#));
+        assert_eq!(table.rows().len(), 2);
+    }
+
+    #[test]
+    fn changes_applied_as_they_arrive_write_only_the_net_change() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let mut out = Vec::new();
+        // Epoch 0: a row inserted and retracted within the epoch writes nothing.
+        table.apply(0, row(0, "a", 1, 1), 1).unwrap();
+        table.apply(0, row(0, "gone", 1, 1), 1).unwrap();
+        table.apply(0, row(0, "gone", 1, 1), -1).unwrap();
+        assert_eq!(close_epoch(&mut table, 0, &mut out), 1);
+        // Epoch 1: "a" changes and changes back (nothing), "b" appears, "a" then changes.
+        table.apply(1, row(0, "a", 1, 1), -1).unwrap();
+        table.apply(1, row(0, "a", 2, 5), 1).unwrap();
+        table.apply(1, row(0, "a", 2, 5), -1).unwrap();
+        table.apply(1, row(0, "a", 1, 1), 1).unwrap();
+        table.apply(1, row(0, "b", 1, 3), 1).unwrap();
+        assert_eq!(close_epoch(&mut table, 1, &mut out), 1);
+        table.apply(2, row(0, "a", 1, 1), -1).unwrap();
+        table.apply(2, row(0, "a", 1, 2), 1).unwrap();
+        assert_eq!(close_epoch(&mut table, 2, &mut out), 2);
+        // Epoch 3 changes nothing and writes nothing.
+        assert_eq!(close_epoch(&mut table, 3, &mut out), 0);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[0].starts_with(r#"{"epoch":0,"diff":1,"#) && lines[0].contains(r#""key":"a""#)
+        );
+        assert!(
+            lines[1].starts_with(r#"{"epoch":1,"diff":1,"#) && lines[1].contains(r#""key":"b""#)
+        );
+        assert!(
+            lines[2].starts_with(r#"{"epoch":2,"diff":-1,"#)
+                && lines[2].contains(r#""sum":"0.000001""#)
+        );
+        assert!(
+            lines[3].starts_with(r#"{"epoch":2,"diff":1,"#)
+                && lines[3].contains(r#""sum":"0.000002""#)
+        );
+        assert!(table.apply(4, row(0, "a", 1, 1), 1).is_err());
+    }
+
+    #[test]
+    fn a_retraction_of_a_missing_row_is_an_internal_error() {
+        let mut table = Table::new(Scale::DEFAULT);
+        let err = table
+            .apply_epoch(0, vec![(row(0, "a", 1, 1), -1)], &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(err, OutputError::Inconsistent { .. }));
+    }
+
+    #[test]
+    fn csv_snapshot_quotes_keys() {
+        let mut table = Table::new(Scale::DEFAULT);
+        table
+            .apply_epoch(0, vec![(row(0, "a,\"b\"", 1, 1), 1)], &mut Vec::new())
+            .unwrap();
+        let mut out = Vec::new();
+        table.write_snapshot(SnapshotFormat::Csv, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "window_start,window_end,key,count,sum,min,max,mean\n\
+             1970-01-01T00:00:00.000Z,1970-01-01T00:01:00.000Z,\"a,\"\"b\"\"\",1,0.000001,0.000001,0.000001,0.000001\n"
+        );
+    }
+}

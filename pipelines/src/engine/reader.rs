@@ -1,0 +1,224 @@
+//! One worker: builds the dataflow, reads its share of every epoch, and feeds it in.
+//!
+//! Every epoch goes to every worker; each reads its own byte range of it (a gzip file goes
+//! whole to one worker) with the library's [`Reader`], which keeps the per-line rules, and
+//! feeds records into the dataflow in batches of `--batch-records`, each at its own internal
+//! time within the epoch. A worker starts an epoch only when the previous one has passed the
+//! whole dataflow, so reading never runs ahead of processing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use amend_operators::event::{batch_time, epoch_end, epoch_start};
+use amend_operators::ingest::read::{Read, Reader};
+use amend_operators::ingest::source::Epoch;
+use amend_operators::time::Millis;
+use amend_operators::{DeadLetter, Event, Time};
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::worker::Worker;
+
+use crate::engine::EngineConfig;
+use crate::engine::dataflow::{Captures, Dataflow, Inputs, MarksInput};
+
+/// Counts from one worker's reading of one epoch.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct ReadStats {
+    /// The epoch.
+    pub epoch: u64,
+    /// Records read: accepted, dead-lettered and skipped.
+    pub read: u64,
+    /// Records fed to the dataflow.
+    pub accepted: u64,
+    /// Bad records.
+    pub dead: u64,
+    /// Records outside the replay slice.
+    pub skipped: u64,
+    /// Audit-log lines that hold no audit record.
+    pub audit_skipped: u64,
+    /// The greatest event time of the records read.
+    pub max_ts: Option<Millis>,
+}
+
+impl ReadStats {
+    /// Adds another worker's counts of the same epoch.
+    pub fn add(&mut self, other: &ReadStats) {
+        self.read += other.read;
+        self.accepted += other.accepted;
+        self.dead += other.dead;
+        self.skipped += other.skipped;
+        self.audit_skipped += other.audit_skipped;
+        self.max_ts = self.max_ts.max(other.max_ts);
+    }
+}
+
+/// What one worker is given: the run's settings and the channels it talks through.
+pub struct WorkerSetup<'a> {
+    /// The run's settings.
+    pub config: &'a EngineConfig,
+    /// The dataflow to build.
+    pub dataflow: &'a Dataflow,
+    /// Epochs from the planner.
+    pub epochs: mpsc::Receiver<Epoch>,
+    /// Where the dataflow's output goes.
+    pub output: mpsc::Sender<Captures>,
+    /// Where each epoch's read counts go.
+    pub stats: mpsc::Sender<ReadStats>,
+    /// Records read so far, over all workers, for the progress line.
+    pub records_read: &'a AtomicU64,
+}
+
+/// Runs one worker until the planner sends no more epochs.
+pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), String> {
+    let WorkerSetup {
+        config,
+        dataflow,
+        epochs,
+        output,
+        stats,
+        records_read,
+    } = setup;
+    let probe = ProbeHandle::new();
+    let mut marks = MarksInput::new();
+    let mut inputs =
+        worker.dataflow::<Time, _, _>(|scope| dataflow.build(scope, &probe, output, &mut marks));
+    let (index, peers) = (worker.index(), worker.peers());
+    let recovery = &config.recovery;
+    let mut reader = Reader::new(
+        config.names.clone(),
+        config.scale,
+        recovery.audit_format.clone(),
+        recovery.slice,
+        config.max_line_bytes,
+    );
+    let mut max_ts: Option<Millis> = None;
+    while let Some(epoch) = next_epoch(worker, &epochs) {
+        // The marks of this epoch's start were sent when the last epoch ended; past them, the
+        // horizon of this epoch is known once every worker is here. The marks input waits at
+        // the epoch's last time, which no batch reaches, so it holds back nothing of the epoch.
+        marks.advance_to(epoch_end(epoch.epoch));
+        marks.flush();
+        let mut feeder = Feeder {
+            worker,
+            inputs: &mut inputs,
+            probe: &probe,
+            epoch: epoch.epoch,
+            batch: 0,
+            in_batch: 0,
+            batch_records: config.batch_records,
+            stats: ReadStats {
+                epoch: epoch.epoch,
+                ..ReadStats::default()
+            },
+            unreported: 0,
+            records_read,
+        };
+        if let Some(range) = epoch.share(index, peers) {
+            reader
+                .read(&epoch, range, |read| feeder.take(read))
+                .map_err(|e| format!("{}: {e}", epoch.input.path.display()))?;
+        }
+        feeder.report();
+        let epoch_stats = feeder.stats;
+        max_ts = max_ts.max(epoch_stats.max_ts);
+        // The counts go before the epoch can complete, so the sink has them when it does.
+        let _ = stats.send(epoch_stats);
+        // The epoch is complete on this worker: wait until it is on all before the next one.
+        // The greatest event time read so far goes out as the next epoch's watermark input.
+        let next = epoch_start(epoch.epoch + 1);
+        marks.advance_to(next);
+        if let Some(ts) = max_ts {
+            marks.send((next, ts));
+        }
+        marks.flush();
+        inputs.advance_to(next);
+        worker.step_while(|| probe.less_than(&next));
+    }
+    Ok(())
+}
+
+/// Waits for the next epoch, keeping the dataflow moving meanwhile; `None` when there are no
+/// more.
+fn next_epoch(worker: &mut Worker, epochs: &mpsc::Receiver<Epoch>) -> Option<Epoch> {
+    loop {
+        match epochs.try_recv() {
+            Ok(epoch) => return Some(epoch),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+        }
+    }
+}
+
+/// Feeds records into the dataflow, one internal batch time after another.
+struct Feeder<'a> {
+    worker: &'a mut Worker,
+    inputs: &'a mut Inputs,
+    probe: &'a ProbeHandle<Time>,
+    epoch: u64,
+    batch: u64,
+    in_batch: u64,
+    batch_records: u64,
+    stats: ReadStats,
+    /// Records read and not yet added to `records_read`.
+    unreported: u64,
+    records_read: &'a AtomicU64,
+}
+
+impl Feeder<'_> {
+    fn time(&self) -> Time {
+        batch_time(self.epoch, self.batch)
+    }
+
+    fn take(&mut self, read: Read) {
+        match read {
+            Read::Record(event) => self.event(event),
+            Read::Dead(letter) => self.dead(letter),
+            Read::Skipped => {
+                self.stats.skipped += 1;
+                self.record();
+            }
+            Read::NoAuditRecord => self.stats.audit_skipped += 1,
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        self.stats.max_ts = self.stats.max_ts.max(Some(event.ts));
+        self.inputs.events.update_at(event, self.time(), 1);
+        self.stats.accepted += 1;
+        self.record();
+    }
+
+    fn dead(&mut self, letter: DeadLetter) {
+        self.inputs.dead.update_at(letter, self.time(), 1);
+        self.stats.dead += 1;
+        self.record();
+    }
+
+    /// Counts a record; a full batch moves to the next internal time, at most one batch ahead
+    /// of what the dataflow has finished.
+    fn record(&mut self) {
+        self.stats.read += 1;
+        self.unreported += 1;
+        if self.unreported == 4096 {
+            self.report();
+        }
+        self.in_batch += 1;
+        if self.in_batch >= self.batch_records {
+            let done = self.time();
+            self.batch += 1;
+            self.in_batch = 0;
+            self.inputs.advance_to(self.time());
+            let probe = self.probe;
+            self.worker.step_while(|| probe.less_than(&done));
+        }
+    }
+
+    /// Adds the records read since the last report to the progress counter.
+    fn report(&mut self) {
+        self.records_read
+            .fetch_add(self.unreported, Ordering::Relaxed);
+        self.unreported = 0;
+    }
+}

@@ -1,0 +1,243 @@
+//! The run loop: the planner thread, the timely workers, signals, and the sink on the calling
+//! thread.
+//!
+//! A planner thread decides the epochs ([`crate::engine::plan`]) and hands each to every
+//! worker, at most one ahead of the one being processed, and to the sink. The workers
+//! ([`crate::engine::reader`]) read and feed them; the sink ([`crate::engine::sink`]), on the
+//! calling thread, gathers their output and releases it epoch by epoch to the writers, and
+//! every `--snapshot-interval` while following takes a snapshot point. SIGINT or SIGTERM (when
+//! following) stops the planning of new epochs: the epochs already planned finish and every
+//! output is written; a second signal exits at once.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use amend_operators::ingest::source::Epoch;
+use anyhow::{Context, anyhow};
+
+use crate::engine::dataflow::{Dataflow, Gauges};
+use crate::engine::plan::Planner;
+use crate::engine::progress::Progress;
+use crate::engine::reader::{WorkerSetup, run_worker};
+use crate::engine::sink::{Sink, planned};
+use crate::engine::summary::Summary;
+use crate::engine::writers::files::create_out_dir;
+use crate::engine::writers::{DeadLetters, Planned, Writer};
+use crate::engine::{Computations, EngineConfig};
+
+/// Runs the engine: reads the inputs of `config`, computes `computations`, and writes through
+/// `writers` (after the dead letters, which every run writes) into `config.out`. Returns the
+/// run's summary.
+pub fn run(
+    config: &EngineConfig,
+    computations: &Computations,
+    writers: Vec<&mut dyn Writer>,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let out = &config.out;
+    create_out_dir(out)?;
+    let mut dead_letters = DeadLetters::create(out)?;
+    let mut all: Vec<&mut dyn Writer> = vec![&mut dead_letters];
+    all.extend(
+        writers
+            .into_iter()
+            .map(|writer| -> &mut dyn Writer { writer }),
+    );
+    let planner = Planner::new(&config.inputs, config.follow)?
+        .with_audit_logs(&config.recovery.audit_logs)?;
+    let stop = stop_on_signals(config.follow)?;
+
+    let gauges = Gauges::default();
+    let dataflow = Dataflow {
+        computations: computations.clone(),
+        lateness: config.lateness,
+        audit_logs: config.recovery.has_audit_logs(),
+        gauges: gauges.clone(),
+    };
+    let (output_tx, output_rx) = mpsc::channel();
+    let (stats_tx, stats_rx) = mpsc::channel();
+    let (planned_tx, planned_rx) = mpsc::channel();
+    let mut epoch_txs = Vec::new();
+    let mut epoch_rxs = Vec::new();
+    for _ in 0..config.workers {
+        // One epoch waits while the workers process the one before: reading never runs ahead.
+        let (tx, rx) = mpsc::sync_channel::<Epoch>(1);
+        let thread = Arc::new(OnceLock::new());
+        epoch_txs.push(EpochSender {
+            tx,
+            thread: Arc::clone(&thread),
+        });
+        epoch_rxs.push(Some((rx, thread)));
+    }
+    let epoch_rxs = Arc::new(Mutex::new(epoch_rxs));
+    let records_read = Arc::new(AtomicU64::new(0));
+
+    let planner_thread = spawn_planner(
+        planner,
+        config.poll_interval,
+        Arc::clone(&stop),
+        planned_tx,
+        epoch_txs,
+    );
+
+    let worker_config = Arc::new((config.clone(), dataflow));
+    let read_counter = Arc::clone(&records_read);
+    let guards = timely::execute(config.timely(), move |worker| {
+        let (epochs, thread) = epoch_rxs.lock().expect("not poisoned")[worker.index()]
+            .take()
+            .expect("one receiver per worker");
+        // The planner wakes this thread when it sends an epoch.
+        let _ = thread.set(std::thread::current());
+        let (config, dataflow) = &*worker_config;
+        let setup = WorkerSetup {
+            config,
+            dataflow,
+            epochs,
+            output: output_tx.clone(),
+            stats: stats_tx.clone(),
+            records_read: &read_counter,
+        };
+        // A panic is a bug; report its message instead of an opaque payload.
+        let run = || run_worker(worker, setup);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("internal error (please report): {message}"))
+        })
+    })
+    .map_err(|e| anyhow!("cannot start timely workers: {e}"))?;
+
+    let mut sink = Sink::new(config, computations, gauges, all, started)?;
+    let mut progress = Progress::new(config.progress);
+    let mut next_snapshot = Instant::now() + config.snapshot_interval;
+    let result = (|| -> anyhow::Result<()> {
+        loop {
+            let disconnected = match output_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(event) => {
+                    sink.absorb(event)?;
+                    // Take whatever else is there before writing.
+                    while let Ok(event) = output_rx.try_recv() {
+                        sink.absorb(event)?;
+                    }
+                    false
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => false,
+                Err(mpsc::RecvTimeoutError::Disconnected) => true,
+            };
+            learn(&mut sink, &planned_rx, &stats_rx);
+            sink.check()?;
+            if disconnected {
+                break;
+            }
+            // While following, the state files are rewritten between two epochs, every
+            // --snapshot-interval: a snapshot never holds part of an epoch.
+            let periodic = config
+                .follow
+                .then_some((&mut next_snapshot, config.snapshot_interval));
+            sink.release(false, periodic)?;
+            if config.follow && Instant::now() >= next_snapshot && !sink.mid_epoch() {
+                sink.snapshot()?;
+                next_snapshot = Instant::now() + config.snapshot_interval;
+            }
+            progress.update(sink.open_epoch(), records_read.load(Ordering::Relaxed));
+        }
+        Ok(())
+    })();
+    progress.finish();
+    for worker in guards.join() {
+        worker
+            .map_err(|e| anyhow!("a worker failed: {e}"))?
+            .map_err(|e| anyhow!(e))?;
+    }
+    result?;
+    planner_thread
+        .join()
+        .map_err(|_| anyhow!("internal error: the planner panicked"))??;
+    learn(&mut sink, &planned_rx, &stats_rx);
+    sink.release(true, None)?;
+    sink.finish()
+}
+
+/// Takes the planned epochs and read counts sent so far.
+fn learn(
+    sink: &mut Sink<'_>,
+    planned: &mpsc::Receiver<Planned>,
+    stats: &mpsc::Receiver<crate::engine::reader::ReadStats>,
+) {
+    for planned in planned.try_iter() {
+        sink.plan(planned);
+    }
+    for worker in stats.try_iter() {
+        sink.count(worker);
+    }
+}
+
+/// A flag that SIGINT or SIGTERM sets while following; a second signal exits at once.
+fn stop_on_signals(follow: bool) -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    if follow {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+            signal_hook::flag::register(signal, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+        }
+    }
+    Ok(stop)
+}
+
+/// Plans epochs on a thread of its own until the inputs end or `stop` is set, sending each to
+/// the sink and to every worker.
+fn spawn_planner(
+    mut planner: Planner,
+    poll: Duration,
+    stop: Arc<AtomicBool>,
+    planned_tx: mpsc::Sender<Planned>,
+    epoch_txs: Vec<EpochSender>,
+) -> std::thread::JoinHandle<anyhow::Result<()>> {
+    std::thread::spawn(move || -> anyhow::Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            let epochs = planner.poll()?;
+            if epochs.is_empty() {
+                if planner.finished() {
+                    break;
+                }
+                std::thread::sleep(poll);
+                continue;
+            }
+            for epoch in epochs {
+                if planned_tx.send(planned(&epoch, SystemTime::now())).is_err() {
+                    return Ok(());
+                }
+                for tx in &epoch_txs {
+                    if tx.send(epoch.clone()).is_err() {
+                        return Ok(()); // a worker stopped; its error is reported
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Sends epochs to one worker and wakes its thread, which may be parked waiting for work: an
+/// epoch starts at once instead of at the worker's next timeout.
+struct EpochSender {
+    tx: mpsc::SyncSender<Epoch>,
+    /// The worker's thread, once it has started.
+    thread: Arc<OnceLock<std::thread::Thread>>,
+}
+
+impl EpochSender {
+    fn send(&self, epoch: Epoch) -> Result<(), mpsc::SendError<Epoch>> {
+        self.tx.send(epoch)?;
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+        Ok(())
+    }
+}

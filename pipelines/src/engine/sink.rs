@@ -1,0 +1,441 @@
+//! The sink: gathers every worker's captured output, releases it epoch by epoch, and keeps the
+//! state the writers read.
+//!
+//! The open epoch's row changes are applied to the table as they arrive (a group's changes
+//! come from the one worker that owns it, in the order it made them); dead letters, late
+//! records, gap and estimate changes are held. When no worker can still add to the epoch, the
+//! sink closes it: every writer writes its part ([`Writer::epoch`]), then the epoch's line of
+//! `epochs.jsonl`. Output of a later epoch that arrives first waits until the open epoch
+//! closes. At a snapshot point, between two epochs, every writer rewrites what it writes
+//! whole ([`Writer::snapshot`]) while the table's digest is computed beside them.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+use amend_operators::event::{epoch_of, epoch_start};
+use amend_operators::output::gap_table::GapTable;
+use amend_operators::proof::digest::TableDigest;
+use amend_operators::proof::window_digests::DigestedTable;
+use amend_operators::recovery::estimates::Estimate;
+use amend_operators::time::{Millis, format_millis};
+use amend_operators::{DeadLetter, GapRow, LateRecord, Lateness, Op, Time, Window};
+use anyhow::Context;
+use compact_str::CompactString;
+use timely::dataflow::operators::capture::Event as Captured;
+use timely::progress::frontier::MutableAntichain;
+
+use crate::engine::dataflow::{Captures, Gauges, Update};
+use crate::engine::reader::ReadStats;
+use crate::engine::summary::{ReadCounts, RunStats, Summary, percentile};
+use crate::engine::writers::{ClosedEpoch, EpochIndex, Needs, Planned, SnapshotPoint, Writer};
+use crate::engine::{Computations, EngineConfig};
+
+/// What the run has computed so far, as the writers read it.
+pub struct State {
+    /// The aggregate table, if the run aggregates.
+    pub table: Option<DigestedTable>,
+    /// The gap tables, if the run detects gaps.
+    pub gaps: Option<GapTable>,
+    /// Estimated rows (`--fill`).
+    pub estimates: BTreeMap<(Window, CompactString), Estimate>,
+    /// The counts.
+    pub facts: Facts,
+}
+
+/// The counts of the run so far.
+pub struct Facts {
+    /// What was read.
+    pub read: ReadCounts,
+    /// Epochs written.
+    pub epochs: u64,
+    /// Late records.
+    pub records_late: u64,
+    /// Ids whose current record is an upsert, and a delete.
+    pub ids: [i64; 2],
+    /// Ids only audit logs had.
+    pub only_in_audit: i64,
+    /// Changelog lines of the table.
+    pub changelog_lines: u64,
+    /// Each epoch's latency, milliseconds.
+    pub latencies: Vec<f64>,
+    /// The greatest event time of the written epochs.
+    pub max_ts: Option<Millis>,
+    /// When the run started.
+    pub started: Instant,
+    /// Timely workers.
+    pub workers: usize,
+    /// Event time.
+    pub lateness: Lateness,
+    /// What the operators hold.
+    pub gauges: Gauges,
+}
+
+impl Facts {
+    /// Epochs, time and workers so far.
+    pub fn run_stats(&self) -> RunStats {
+        let elapsed_seconds = self.started.elapsed().as_secs_f64();
+        RunStats {
+            epochs: self.epochs,
+            elapsed_seconds,
+            records_per_second: self.read.records_read as f64 / elapsed_seconds.max(1e-9),
+            workers: self.workers,
+        }
+    }
+
+    /// The watermark after the written epochs.
+    pub fn watermark(&self) -> Option<Millis> {
+        self.lateness.watermark(self.max_ts)
+    }
+}
+
+impl State {
+    /// `summary.json` as of now, for the table whose digest is `digest`.
+    pub fn summary(&self, digest: Option<&TableDigest>) -> Summary {
+        let facts = &self.facts;
+        let mut latencies = facts.latencies.clone();
+        let (state_ids, state_groups) = facts.gauges.state.read();
+        Summary {
+            read: facts.read.clone(),
+            ids_only_in_audit: facts.only_in_audit.max(0) as u64,
+            records_late: facts.records_late,
+            ids_current: facts.ids[Op::Upsert as usize].max(0) as u64,
+            ids_deleted: facts.ids[Op::Delete as usize].max(0) as u64,
+            run: facts.run_stats(),
+            rows: self.table.as_ref().map_or(0, |t| t.table().row_count()),
+            windows: digest.map_or(0, |d| d.windows.len() as u64),
+            changelog_lines: facts.changelog_lines,
+            table_digest: digest.map(|d| d.table.clone()).unwrap_or_default(),
+            epoch_latency_ms_p50: percentile(&mut latencies, 0.5),
+            epoch_latency_ms_p99: percentile(&mut latencies, 0.99),
+            watermark: facts.watermark().map(format_millis),
+            state_ids,
+            state_groups,
+            estimates: self.estimates.len() as u64,
+        }
+    }
+}
+
+/// The updates of the open epoch that are written when it closes.
+#[derive(Default)]
+struct Open {
+    dead: Vec<DeadLetter>,
+    late: Vec<LateRecord>,
+}
+
+/// Gathers the workers' captured output and releases it epoch by epoch to the writers.
+pub struct Sink<'w> {
+    /// Times still possible at some worker's capture.
+    frontier: MutableAntichain<Time>,
+    /// The epoch whose changes are being applied.
+    open: u64,
+    /// Epochs planned and not yet written.
+    planned: BTreeMap<u64, Planned>,
+    /// Each epoch's read counts, summed over workers.
+    stats: BTreeMap<u64, ReadStats>,
+    /// What the open epoch writes when it closes.
+    pending: Open,
+    /// Output of later epochs that arrived before the open epoch closed.
+    early: BTreeMap<u64, Vec<(Update, isize)>>,
+    /// Input names by index.
+    sources: BTreeMap<u32, String>,
+    state: State,
+    writers: Vec<&'w mut dyn Writer>,
+    epochs: EpochIndex,
+    needs: Needs,
+}
+
+impl<'w> Sink<'w> {
+    /// A sink for the run of `config` computing `computations`, writing through `writers`
+    /// and into `epochs.jsonl` after them.
+    pub fn new(
+        config: &EngineConfig,
+        computations: &Computations,
+        gauges: Gauges,
+        writers: Vec<&'w mut dyn Writer>,
+        started: Instant,
+    ) -> anyhow::Result<Self> {
+        let mut frontier = MutableAntichain::new();
+        // Each worker's capture starts out able to produce any time.
+        frontier.update_iter([(0, config.workers as i64)]);
+        let needs = writers
+            .iter()
+            .fold(Needs::default(), |needs, writer| needs.or(writer.needs()));
+        let table = match computations.table {
+            Some(spec) => {
+                let mut table = DigestedTable::new(config.scale);
+                // Closed tumbling and hop windows close in start order: their rows can leave
+                // memory, in the snapshot's format, unless a writer walks the whole table.
+                let closes_in_order =
+                    !matches!(spec.window, amend_operators::WindowSpec::Session { .. });
+                if let Some(format) = needs.snapshot_format
+                    && config.lateness.is_bounded()
+                    && closes_in_order
+                    && !needs.whole_table
+                {
+                    let file = tempfile::tempfile_in(&config.out).with_context(|| {
+                        format!("cannot create a temporary file in {}", config.out.display())
+                    })?;
+                    table.spill_closed(file, format);
+                }
+                Some(table)
+            }
+            None => None,
+        };
+        Ok(Sink {
+            frontier,
+            open: 0,
+            planned: BTreeMap::new(),
+            stats: BTreeMap::new(),
+            pending: Open::default(),
+            early: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            state: State {
+                table,
+                gaps: computations.gaps.map(|_| GapTable::new()),
+                estimates: BTreeMap::new(),
+                facts: Facts {
+                    read: ReadCounts::default(),
+                    epochs: 0,
+                    records_late: 0,
+                    ids: [0, 0],
+                    only_in_audit: 0,
+                    changelog_lines: 0,
+                    latencies: Vec::new(),
+                    max_ts: None,
+                    started,
+                    workers: config.workers,
+                    lateness: config.lateness,
+                    gauges,
+                },
+            },
+            writers,
+            epochs: EpochIndex::create(&config.out)?,
+            needs,
+        })
+    }
+
+    /// The epoch whose output is being gathered.
+    pub fn open_epoch(&self) -> u64 {
+        self.open
+    }
+
+    /// Takes one event of a worker's capture.
+    pub fn absorb(&mut self, event: Captures) -> anyhow::Result<()> {
+        match event {
+            Captured::Progress(changes) => self.frontier.update_iter(changes).for_each(drop),
+            Captured::Messages(_stamp, updates) => {
+                for (update, time, diff) in updates {
+                    self.take(epoch_of(time), update, diff)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes an epoch the planner sent.
+    pub fn plan(&mut self, planned: Planned) {
+        self.sources
+            .entry(planned.source)
+            .or_insert_with(|| planned.name.clone());
+        self.planned.insert(planned.epoch, planned);
+    }
+
+    /// Takes one worker's read counts of an epoch.
+    pub fn count(&mut self, stats: ReadStats) {
+        self.stats.entry(stats.epoch).or_default().add(&stats);
+    }
+
+    /// Lets every writer check for an error that should stop the run early.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        self.writers
+            .iter_mut()
+            .try_for_each(|writer| writer.check())
+    }
+
+    /// Whether the open epoch has changes applied: then no snapshot may be taken.
+    pub fn mid_epoch(&self) -> bool {
+        self.state
+            .table
+            .as_ref()
+            .is_some_and(|table| table.table().has_open_changes())
+    }
+
+    fn take(&mut self, epoch: u64, update: Update, diff: isize) -> anyhow::Result<()> {
+        if epoch > self.open {
+            self.early.entry(epoch).or_default().push((update, diff));
+            return Ok(());
+        }
+        anyhow::ensure!(
+            epoch == self.open,
+            "internal error: output for epoch {epoch} after it was written"
+        );
+        let state = &mut self.state;
+        match update {
+            Update::Row(row) => {
+                let table = state.table.as_mut().expect("rows come with a table");
+                for _ in 1..diff.unsigned_abs() {
+                    table.apply(epoch, row.clone(), diff.signum())?;
+                }
+                table.apply(epoch, row, diff.signum())?;
+            }
+            // A dead letter or a late record is inserted once and never retracted.
+            Update::Dead(letter) => self
+                .pending
+                .dead
+                .extend(std::iter::repeat_n(letter, diff.max(0) as usize)),
+            Update::Late(late) => self
+                .pending
+                .late
+                .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
+            Update::Id(op) => state.facts.ids[op as usize] += diff as i64,
+            Update::OnlyInAudit => state.facts.only_in_audit += diff as i64,
+            Update::Estimate((key, estimate)) => {
+                if diff > 0 {
+                    state.estimates.insert(key, estimate);
+                } else if state.estimates.get(&key) == Some(&estimate) {
+                    state.estimates.remove(&key);
+                }
+            }
+            Update::Gap(row) => {
+                if let Some(gaps) = &mut state.gaps {
+                    gaps.push(row, diff);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out every planned epoch that no worker can still add to (all if `all`).
+    /// With `periodic` (when the next snapshot is due, and how often), also takes a snapshot
+    /// point after an epoch once one is due, before any output of the next epoch is applied.
+    pub fn release(
+        &mut self,
+        all: bool,
+        mut periodic: Option<(&mut Instant, std::time::Duration)>,
+    ) -> anyhow::Result<()> {
+        while self.planned.contains_key(&self.open)
+            && (all || !self.frontier.less_than(&epoch_start(self.open + 1)))
+        {
+            self.close_epoch()?;
+            if let Some((next, interval)) = periodic.as_mut()
+                && Instant::now() >= **next
+            {
+                self.snapshot()?;
+                **next = Instant::now() + *interval;
+            }
+            for (update, diff) in self.early.remove(&self.open).unwrap_or_default() {
+                self.take(self.open, update, diff)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open epoch: every writer writes its part, then its line of epochs.jsonl;
+    /// then the next epoch opens.
+    fn close_epoch(&mut self) -> anyhow::Result<()> {
+        let epoch = self.open;
+        let planned = self.planned.remove(&epoch).expect("checked by the caller");
+        let read = self.stats.remove(&epoch).unwrap_or_default();
+        let watermark = self.state.facts.watermark();
+        let mut open = std::mem::take(&mut self.pending);
+        open.dead.sort();
+        open.late.sort_by_key(|l| l.event.position);
+        let state = &mut self.state;
+        let gap_changes: Vec<(GapRow, isize)> = match &mut state.gaps {
+            Some(gaps) => gaps.close_epoch(epoch)?,
+            None => Vec::new(),
+        };
+        let (digest_changes, table_digest) = match &mut state.table {
+            Some(table) if self.needs.epoch_digests => {
+                let changes = table.refresh_digests();
+                let digest = (!changes.is_empty()).then(|| table.table_digest());
+                (changes, digest)
+            }
+            _ => (Vec::new(), None),
+        };
+        let closed = ClosedEpoch {
+            epoch,
+            planned: &planned,
+            read: &read,
+            table: state.table.as_ref(),
+            digest_changes: &digest_changes,
+            table_digest: table_digest.as_deref(),
+            gap_changes: &gap_changes,
+            dead: &open.dead,
+            late: &open.late,
+            sources: &self.sources,
+        };
+        for writer in &mut self.writers {
+            writer.epoch(&closed)?;
+        }
+        if let Some(table) = &state.table {
+            state.facts.changelog_lines += table.changes().lines() as u64;
+        }
+        let facts = &mut state.facts;
+        let latency = self
+            .epochs
+            .write(&closed, watermark, facts.gauges.state.read())?;
+        facts.latencies.push(latency);
+        facts.read.add(&read);
+        facts.records_late += open.late.len() as u64;
+        facts.epochs += 1;
+        if let Some(table) = &mut state.table {
+            table.end_epoch();
+            // Windows that closed at this epoch's start can no longer change.
+            if let Some(horizon) = facts.lateness.horizon(facts.max_ts) {
+                table.close_windows(horizon)?;
+            }
+        }
+        facts.max_ts = facts.max_ts.max(read.max_ts);
+        self.open = epoch + 1;
+        Ok(())
+    }
+
+    /// A snapshot point: every writer rewrites what it writes whole, while the table digest
+    /// is computed beside the writers that do not need it; the digests are then remembered.
+    /// Returns the summary as of this point.
+    pub fn snapshot(&mut self) -> anyhow::Result<Summary> {
+        if let Some(table) = &mut self.state.table {
+            table.flush_closed()?;
+        }
+        let state = &self.state;
+        let writers = &mut self.writers;
+        type Digested = (Option<TableDigest>, Summary);
+        let (digest, summary) = std::thread::scope(|scope| -> anyhow::Result<Digested> {
+            let compute = state.table.as_ref().map(|table| {
+                let digest = scope.spawn(|| table.digest());
+                Box::new(move || digest.join().expect("digesting does not panic"))
+                    as Box<dyn FnOnce() -> TableDigest + '_>
+            });
+            let at = SnapshotPoint::new(state, compute);
+            for writer in writers.iter_mut() {
+                writer.snapshot(&at)?;
+            }
+            Ok((at.digest().cloned(), at.summary().clone()))
+        })?;
+        if let (Some(table), Some(digest)) = (&mut self.state.table, &digest) {
+            table.remember_digests(digest);
+        }
+        Ok(summary)
+    }
+
+    /// The last snapshot point, then every writer's end; returns the final summary.
+    pub fn finish(mut self) -> anyhow::Result<Summary> {
+        let summary = self.snapshot()?;
+        for writer in &mut self.writers {
+            writer.finish()?;
+        }
+        Ok(summary)
+    }
+}
+
+/// When each epoch was planned, as the planner tells the sink.
+pub fn planned(epoch: &amend_operators::ingest::source::Epoch, read_at: SystemTime) -> Planned {
+    Planned {
+        epoch: epoch.epoch,
+        source: epoch.input.index,
+        name: epoch.input.path.display().to_string(),
+        span: epoch.span(),
+        read_at,
+    }
+}
