@@ -11,7 +11,7 @@ bench/requirements.txt pins (PyPI must be reachable once) and re-executes itself
 does (`amend gen --events N --keys 10000 --span 1d --corrections 0.01 --seed 1`), into
 bench/data/N/; add 30000000 to --events for the largest size. The job, per (tumbling 1-minute
 window, key): count, sum, min, max and mean of the current, non-deleted record of each id
-(SPEC sections 1-5), the table written to a file and its SPEC section 7 digest computed.
+(docs/format.md sections 1-5), the table written to a file and its docs/format.md section 7 digest computed.
 RUNS rounds per size; within a round the configurations run one after another, in an order
 that rotates from round to round:
 
@@ -36,7 +36,7 @@ The DuckDB variants load events.jsonl, then corrections.jsonl, into one table, s
 rowid is the record's position (DuckDB keeps insertion order).
 
 - strict: each file read as raw lines (DuckDB's CSV reader, one VARCHAR column, no quoting),
-  every line checked and converted with DuckDB's JSON and string functions as SPEC sections 1
+  every line checked and converted with DuckDB's JSON and string functions as docs/format.md sections 1
   and 5 say, the value read from its own text into a DECIMAL(38,6) (never a DOUBLE); the
   current record by arg_max over (version, rowid). Its bad-line count must equal amend's
   records_dead_lettered and its table digest amend's, or the run stops. It still differs from
@@ -135,7 +135,7 @@ def ensure_duckdb():
 # records (ts in epoch milliseconds); the aggregation, output and digest below are shared.
 
 MACROS = r"""
--- Canonical decimal text (SPEC section 6) of a DECIMAL(38,6).
+-- Canonical decimal text (docs/format.md section 6) of a DECIMAL(38,6).
 CREATE MACRO canon(d) AS
     CASE WHEN d = 0 THEN '0' ELSE rtrim(rtrim(CAST(d AS VARCHAR), '0'), '.') END;
 -- Digits left-padded with zeros to at least 7 (DuckDB's lpad cuts longer strings).
@@ -148,7 +148,7 @@ CREATE MACRO rfc3339(ms) AS
     || strftime(epoch_ms(ms), '%Y-%m-%dT%H:%M:%S.%gZ');
 """
 
-# Only the strict variant needs these: SPEC section 1's field rules in SQL.
+# Only the strict variant needs these: docs/format.md section 1's field rules in SQL.
 STRICT_MACROS = r"""
 -- The contents of a JSON string (j is its JSON text, quotes included).
 CREATE MACRO json_str(j) AS
@@ -610,7 +610,7 @@ def plain_accepts(dead_letters, work, limit=2000):
 
 
 def edge_lines():
-    """Hand-made lines, good and bad in the ways SPEC sections 1 and 5 name, each good one
+    """Hand-made lines, good and bad in the ways docs/format.md sections 1 and 5 name, each good one
     under its own key: amend and the strict variant must agree on every one. Lines of the
     differences listed in the module docstring are left out."""
     t = '"2026-11-20T10:15:00.000Z"'
