@@ -64,6 +64,7 @@ pub struct Group {
 
 impl Group {
     /// Adds `diff` copies of `value` (retracts them if negative).
+    #[inline]
     pub fn update(&mut self, value: Decimal, diff: i64) {
         match self.values.binary_search_by(|(v, _)| v.cmp(&value)) {
             Ok(at) => {
@@ -85,6 +86,7 @@ impl Group {
     }
 
     /// Whether no value is held.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
@@ -98,6 +100,7 @@ impl Group {
 
     /// The group's row; `None` without values, or if a multiplicity is below zero (retractions
     /// of values never inserted: not a table).
+    #[inline]
     pub fn agg(&self) -> Option<Agg> {
         let (min, max) = (self.values.first()?, self.values.last()?);
         if self.count <= 0 || self.values.iter().any(|(_, n)| *n < 0) {

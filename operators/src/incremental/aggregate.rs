@@ -142,6 +142,7 @@ impl GroupState {
     }
 
     /// Applies the changes of one group and returns its row before and after.
+    #[inline]
     fn update(
         &mut self,
         key: &GroupKey,

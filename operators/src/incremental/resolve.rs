@@ -136,6 +136,7 @@ impl IdState {
 
     /// Takes `event` as the id's record if it beats the current one: returns the record it
     /// replaces (`Some(None)` for a new id), or `None` if it loses and changes nothing.
+    #[inline]
     pub fn offer(&mut self, event: &Event) -> Option<Option<Event>> {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(event.id.as_str());
@@ -218,6 +219,7 @@ struct Current {
 }
 
 impl Current {
+    #[inline]
     fn of(event: &Event) -> Current {
         Current {
             id: event.id.clone(),
@@ -230,11 +232,13 @@ impl Current {
         }
     }
 
+    #[inline]
     fn precedence(&self) -> (u64, Position) {
         (self.version, self.position)
     }
 
     /// The record as it was emitted: without `source` and `seq`.
+    #[inline]
     fn into_event(self) -> Event {
         Event {
             id: self.id,

@@ -102,12 +102,25 @@ impl<'a> EpochChanges<'a> {
 
     /// The rows the epoch removed or replaced, as they were.
     pub fn retractions(&self) -> impl Iterator<Item = (&'a (Window, CompactString), &'a Agg)> + 'a {
-        self.iter().filter_map(|(row, old, _)| Some((row, old?)))
+        let (_, net) = self.parts();
+        net.into_iter().flat_map(|(before, rows)| {
+            before.iter().filter_map(move |(row, old)| {
+                let old = old.as_ref()?;
+                (rows.get(row) != Some(old)).then_some((row, old))
+            })
+        })
     }
 
     /// The rows the epoch added or replaced, as they are.
     pub fn insertions(&self) -> impl Iterator<Item = (&'a (Window, CompactString), &'a Agg)> + 'a {
-        self.iter().filter_map(|(row, _, new)| Some((row, new?)))
+        let (all, net) = self.parts();
+        let net = net.into_iter().flat_map(|(before, rows)| {
+            before.iter().filter_map(move |(row, old)| {
+                let new = rows.get(row)?;
+                (old.as_ref() != Some(new)).then_some((row, new))
+            })
+        });
+        all.into_iter().flatten().chain(net)
     }
 
     /// The number of changelog lines: retractions plus insertions.

@@ -58,6 +58,7 @@ pub struct WindowDigests {
 impl WindowDigests {
     /// Notes a change of the row (`window`, `key`); `all` if the epoch began on an empty
     /// table, where changes are not tracked row by row.
+    #[inline]
     fn mark(&mut self, window: Window, key: &CompactString, all: bool) {
         if all {
             self.all_dirty = true;
@@ -153,6 +154,7 @@ impl DigestedTable {
     }
 
     /// Applies one change of the open epoch `epoch`: `diff` is `-1` or `1`.
+    #[inline]
     pub fn apply(&mut self, epoch: u64, row: AggRow, diff: isize) -> Result<(), OutputError> {
         let empty_before = self.table.empty_before();
         self.digests.mark(row.0.0, &row.0.1, empty_before);

@@ -167,10 +167,12 @@ struct Feeder<'a> {
 }
 
 impl Feeder<'_> {
+    #[inline]
     fn time(&self) -> Time {
         batch_time(self.epoch, self.batch)
     }
 
+    #[inline]
     fn take(&mut self, read: Read) {
         match read {
             Read::Record(event) => self.event(event),
@@ -183,6 +185,7 @@ impl Feeder<'_> {
         }
     }
 
+    #[inline]
     fn event(&mut self, event: Event) {
         self.stats.max_ts = self.stats.max_ts.max(Some(event.ts));
         self.inputs.events.update_at(event, self.time(), 1);
@@ -190,6 +193,7 @@ impl Feeder<'_> {
         self.record();
     }
 
+    #[inline]
     fn dead(&mut self, letter: DeadLetter) {
         self.inputs.dead.update_at(letter, self.time(), 1);
         self.stats.dead += 1;
