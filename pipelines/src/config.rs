@@ -16,10 +16,10 @@ use amend_operators::{Decimal, Lateness, Scale, WindowSpec};
 use crate::UsageError;
 use crate::aggregate::AggregateConfig;
 use crate::cli::{AggregateArgs, FillArg, GapsArgs, ReconcileArgs, SnapshotFormatArg};
+use crate::engine::Recovery;
 use crate::engine::{EngineConfig, Input, TableSpec};
 use crate::gaps::{GapSettings, GapsConfig};
 use crate::reconcile::{ReconcileConfig, ReconcileSettings};
-use crate::recovery::Recovery;
 
 impl AggregateConfig {
     /// Validates the flags; input files must exist and be readable.

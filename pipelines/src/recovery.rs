@@ -1,13 +1,11 @@
 //! Replay slices and audit-log recovery, shared by every pipeline (docs/design/0004).
 //!
-//! [`Recovery`] is the validated form of [`RecoveryArgs`]: the replay [`Slice`] (the library's
+//! [`Recovery`] (the engine's) is the validated form of [`RecoveryArgs`]: the replay [`Slice`] (the library's
 //! reader keeps, for each line, only those in the byte-offset slice and, for each decoded
 //! record, only those in the time slice; a record outside either is *skipped*: counted as
 //! `records_skipped`, neither fed to the dataflow nor dead-lettered, so that records read =
 //! accepted + dead-lettered + skipped), and the audit logs, planned after all other inputs
 //! ([`crate::engine::plan::Planner::with_audit_logs`]) and decoded by their format.
-
-use std::path::PathBuf;
 
 use amend_operators::ingest::audit::{AuditFormat, AuditPattern};
 use amend_operators::ingest::read::Slice;
@@ -16,17 +14,7 @@ use amend_operators::time::{self, Millis};
 
 use crate::UsageError;
 use crate::cli::{AuditFormatArg, RecoveryArgs};
-
-/// Which records a run takes, and where it recovers missed ones from.
-#[derive(Clone, Debug, Default)]
-pub struct Recovery {
-    /// The replay slice: which records are taken.
-    pub slice: Slice,
-    /// Audit logs, in the order given.
-    pub audit_logs: Vec<PathBuf>,
-    /// How audit-log lines carry events; set exactly when there are audit logs.
-    pub audit_format: Option<AuditFormat>,
-}
+use crate::engine::Recovery;
 
 impl Recovery {
     /// Validates the flags; audit logs must exist unless `check_files` is false (--explain).
@@ -110,11 +98,6 @@ impl Recovery {
             audit_logs: args.audit_log.clone(),
             audit_format,
         })
-    }
-
-    /// Whether any audit log is read.
-    pub fn has_audit_logs(&self) -> bool {
-        !self.audit_logs.is_empty()
     }
 }
 

@@ -31,11 +31,12 @@ pub mod writers;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use amend_operators::ingest::audit::AuditFormat;
 use amend_operators::ingest::decode::FieldNames;
+use amend_operators::ingest::read::Slice;
 use amend_operators::recovery::estimates::Fill;
 use amend_operators::{Lateness, Scale, WindowSpec};
 
-use crate::recovery::Recovery;
 pub use plan::Input;
 pub use run::run;
 
@@ -99,4 +100,22 @@ pub struct TableSpec {
     pub window: WindowSpec,
     /// How to estimate empty windows (`--fill`), and the longest run of them to fill.
     pub fill: Option<(Fill, u64)>,
+}
+
+/// Which records a run takes, and where it recovers missed ones from.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// The replay slice: which records are taken.
+    pub slice: Slice,
+    /// Audit logs, in the order given.
+    pub audit_logs: Vec<PathBuf>,
+    /// How audit-log lines carry events; set exactly when there are audit logs.
+    pub audit_format: Option<AuditFormat>,
+}
+
+impl Recovery {
+    /// Whether any audit log is read.
+    pub fn has_audit_logs(&self) -> bool {
+        !self.audit_logs.is_empty()
+    }
 }

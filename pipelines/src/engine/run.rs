@@ -19,8 +19,9 @@ use anyhow::{Context, anyhow};
 use crate::engine::dataflow::{Dataflow, Gauges};
 use crate::engine::plan::Planner;
 use crate::engine::progress::Progress;
+use crate::engine::reader::ReadStats;
 use crate::engine::reader::{WorkerSetup, run_worker};
-use crate::engine::sink::{Sink, planned};
+use crate::engine::sink::Sink;
 use crate::engine::summary::Summary;
 use crate::engine::writers::files::create_out_dir;
 use crate::engine::writers::{DeadLetters, Planned, Writer};
@@ -166,7 +167,7 @@ pub fn run(
 fn learn(
     sink: &mut Sink<'_>,
     planned: &mpsc::Receiver<Planned>,
-    stats: &mpsc::Receiver<crate::engine::reader::ReadStats>,
+    stats: &mpsc::Receiver<ReadStats>,
 ) {
     for planned in planned.try_iter() {
         sink.plan(planned);
@@ -210,7 +211,10 @@ fn spawn_planner(
                 continue;
             }
             for epoch in epochs {
-                if planned_tx.send(planned(&epoch, SystemTime::now())).is_err() {
+                if planned_tx
+                    .send(Planned::of(&epoch, SystemTime::now()))
+                    .is_err()
+                {
                     return Ok(());
                 }
                 for tx in &epoch_txs {

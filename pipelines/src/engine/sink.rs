@@ -10,7 +10,7 @@
 //! whole ([`Writer::snapshot`]) while the table's digest is computed beside them.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use amend_operators::event::{epoch_of, epoch_start};
 use amend_operators::output::gap_table::GapTable;
@@ -426,16 +426,5 @@ impl<'w> Sink<'w> {
             writer.finish()?;
         }
         Ok(summary)
-    }
-}
-
-/// When each epoch was planned, as the planner tells the sink.
-pub fn planned(epoch: &amend_operators::ingest::source::Epoch, read_at: SystemTime) -> Planned {
-    Planned {
-        epoch: epoch.epoch,
-        source: epoch.input.index,
-        name: epoch.input.path.display().to_string(),
-        span: epoch.span(),
-        read_at,
     }
 }

@@ -28,6 +28,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use amend_operators::ingest::source::Epoch;
 use amend_operators::output::gap_table::GapTable;
 use amend_operators::output::rows::SnapshotFormat;
 use amend_operators::proof::digest::TableDigest;
@@ -117,6 +118,19 @@ pub struct Planned {
     pub span: (u64, Option<u64>),
     /// When it was read.
     pub read_at: SystemTime,
+}
+
+impl Planned {
+    /// What the sink learns of `epoch`, read at `read_at`.
+    pub fn of(epoch: &Epoch, read_at: SystemTime) -> Planned {
+        Planned {
+            epoch: epoch.epoch,
+            source: epoch.input.index,
+            name: epoch.input.path.display().to_string(),
+            span: epoch.span(),
+            read_at,
+        }
+    }
 }
 
 /// An epoch that has passed the whole dataflow, as the writers see it.
