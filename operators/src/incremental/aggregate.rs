@@ -182,8 +182,8 @@ impl PerTime for GroupState {
     type Item = (WindowedValue, isize);
     type Output = AggRow;
 
-    fn take(&self, value: WindowedValue, diff: isize) -> Option<Self::Item> {
-        Some((value, diff))
+    fn take(&self, value: WindowedValue, diff: isize, held: &mut Vec<Self::Item>) {
+        held.push((value, diff));
     }
 
     fn apply(

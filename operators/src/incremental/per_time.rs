@@ -43,8 +43,9 @@ pub(crate) trait PerTime: 'static {
     /// The data of the operator's output collection.
     type Output: differential_dataflow::Data;
 
-    /// What to hold of one input update; `None` drops it.
-    fn take(&self, input: Self::Input, diff: isize) -> Option<Self::Item>;
+    /// Pushes what to hold of one input update (if anything) onto `held`, the items of its
+    /// time.
+    fn take(&self, input: Self::Input, diff: isize, held: &mut Vec<Self::Item>);
 
     /// Applies the held items of one time, in the order they arrived, and emits the output
     /// changes at that time.
@@ -184,13 +185,11 @@ impl<S: PerTime> Driver<S> {
     /// Holds what the state takes of `data`, each update at its own time.
     fn hold(&mut self, capability: InputCapability<Time>, data: &mut Vec<(S::Input, Time, isize)>) {
         for (input, time, diff) in data.drain(..) {
-            if let Some(item) = self.state.take(input, diff) {
-                self.pending
-                    .entry(time)
-                    .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
-                    .1
-                    .push(item);
-            }
+            let (_, held) = self
+                .pending
+                .entry(time)
+                .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()));
+            self.state.take(input, diff, held);
         }
     }
 

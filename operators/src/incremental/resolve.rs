@@ -179,8 +179,10 @@ impl PerTime for IdState {
     type Item = Event;
     type Output = Event;
 
-    fn take(&self, event: Event, diff: isize) -> Option<Event> {
-        (diff > 0).then_some(event)
+    fn take(&self, event: Event, diff: isize, held: &mut Vec<Event>) {
+        if diff > 0 {
+            held.push(event);
+        }
     }
 
     fn apply(&mut self, at: At, events: Vec<Event>, emit: &mut impl FnMut(Event, isize)) {

@@ -502,9 +502,11 @@ impl PerTime for SessionState {
     type Item = SessionUpdate;
     type Output = AggRow;
 
-    fn take(&self, event: Event, diff: isize) -> Option<SessionUpdate> {
+    fn take(&self, event: Event, diff: isize, held: &mut Vec<SessionUpdate>) {
         // Deletes count in no window, as `AssignWindows` skips them.
-        (event.op == Op::Upsert).then_some((event.key, event.ts, event.value, diff as i64))
+        if event.op == Op::Upsert {
+            held.push((event.key, event.ts, event.value, diff as i64));
+        }
     }
 
     fn apply(

@@ -70,8 +70,8 @@ impl PerTime for Judge {
     type Item = (Event, isize);
     type Output = Result<Event, LateRecord>;
 
-    fn take(&self, event: Event, diff: isize) -> Option<(Event, isize)> {
-        Some((event, diff))
+    fn take(&self, event: Event, diff: isize, held: &mut Vec<(Event, isize)>) {
+        held.push((event, diff));
     }
 
     fn apply(

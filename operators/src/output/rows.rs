@@ -46,12 +46,18 @@ pub fn write_changelog(
     out: &mut impl Write,
 ) -> Result<usize, OutputError> {
     let change = |diff| move |row| (row, Some((epoch, diff)));
-    let retractions = changes.retractions().map(change(-1));
-    write_rows(
-        out,
-        scale,
-        retractions.chain(changes.insertions().map(change(1))),
-    )
+    match changes {
+        // Every row is an insertion: written straight from the table.
+        EpochChanges::All { rows, .. } => write_rows(out, scale, rows.iter().map(change(1))),
+        EpochChanges::Net { .. } => {
+            let retractions = changes.retractions().map(change(-1));
+            write_rows(
+                out,
+                scale,
+                retractions.chain(changes.insertions().map(change(1))),
+            )
+        }
+    }
 }
 
 /// Writes the CSV header of the snapshot.
@@ -282,6 +288,7 @@ impl RowWriter {
 }
 
 /// Writes `text` as a JSON string; most keys need no escaping and are copied as they are.
+#[inline]
 pub(crate) fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
     if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.write_all(b"\"")?;

@@ -239,8 +239,8 @@ impl PerTime for EstimateState {
     type Item = (AggRow, isize);
     type Output = EstimateRow;
 
-    fn take(&self, row: AggRow, diff: isize) -> Option<Self::Item> {
-        Some((row, diff))
+    fn take(&self, row: AggRow, diff: isize, held: &mut Vec<Self::Item>) {
+        held.push((row, diff));
     }
 
     fn apply(

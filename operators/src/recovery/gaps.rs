@@ -289,8 +289,10 @@ impl PerTime for GapState {
     type Item = Sighting;
     type Output = GapRow;
 
-    fn take(&self, sighting: Sighting, diff: isize) -> Option<Sighting> {
-        (diff > 0).then_some(sighting)
+    fn take(&self, sighting: Sighting, diff: isize, held: &mut Vec<Sighting>) {
+        if diff > 0 {
+            held.push(sighting);
+        }
     }
 
     fn apply(&mut self, _at: At, sightings: Vec<Sighting>, emit: &mut impl FnMut(GapRow, isize)) {

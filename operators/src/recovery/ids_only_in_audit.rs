@@ -87,8 +87,10 @@ impl PerTime for OriginState {
     type Item = (CompactString, bool);
     type Output = ();
 
-    fn take(&self, event: Event, diff: isize) -> Option<Self::Item> {
-        (diff > 0).then(|| (event.id, event.position.is_audit()))
+    fn take(&self, event: Event, diff: isize, held: &mut Vec<Self::Item>) {
+        if diff > 0 {
+            held.push((event.id, event.position.is_audit()));
+        }
     }
 
     fn apply(&mut self, _at: At, records: Vec<Self::Item>, emit: &mut impl FnMut((), isize)) {
