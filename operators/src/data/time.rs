@@ -51,10 +51,98 @@ pub(crate) fn shorten(text: &str) -> String {
 
 /// Parses an RFC 3339 timestamp with an offset into epoch milliseconds, flooring finer digits.
 pub fn parse_rfc3339(text: &str) -> Result<Millis, TimeError> {
+    if let Some(ms) = common_rfc3339(text) {
+        return check_range(ms, text);
+    }
     let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| TimeError::NotRfc3339 {
         text: shorten(text),
     })?;
     check_range(parsed.timestamp_millis(), text)
+}
+
+/// The common form, `YYYY-MM-DDTHH:MM:SS[.digits](Z|±HH:MM)` with a valid date, hours below 24
+/// and seconds below 60, read without chrono; `None` for anything else, which chrono then
+/// reads (or rejects). Both give the same milliseconds for what this reads.
+fn common_rfc3339(text: &str) -> Option<Millis> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i64> {
+        let mut n = 0;
+        for &d in &b[from..to] {
+            let digit = d.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + i64::from(digit);
+        }
+        Some(n)
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        // The first three digits, padded: finer digits are floored.
+        let ms_digits = digits.min(3);
+        millis = number(at + 1, at + 1 + ms_digits)? * 10i64.pow(3 - ms_digits as u32);
+        at += 1 + digits;
+    }
+    let offset_minutes = match &b[at..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (number(at + 1, at + 3)?, number(at + 4, at + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1_000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Accepts epoch milliseconds within the supported range.
@@ -207,5 +295,34 @@ mod tests {
         assert_eq!(format_duration(90_000), "90s");
         assert_eq!(format_duration(86_400_000), "1d");
         assert_eq!(format_duration(1_500), "1500ms");
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// Whatever the common form reads, chrono reads the same.
+        #[test]
+        fn the_common_form_reads_as_chrono_does(
+            year in 0i64..10_000, month in 0i64..14, day in 0i64..33, hour in 0i64..25,
+            minute in 0i64..61, second in 0i64..61,
+            fraction in proptest::option::of("[0-9]{0,11}"),
+            zone in proptest::prop_oneof![
+                proptest::strategy::Just("Z".to_string()),
+                (0i64..25, 0i64..61, proptest::bool::ANY).prop_map(|(h, m, plus)| {
+                    format!("{}{h:02}:{m:02}", if plus { '+' } else { '-' })
+                }),
+                proptest::strategy::Just("z".to_string()),
+                proptest::strategy::Just("+0200".to_string()),
+            ],
+        ) {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}{zone}");
+            if let Some(ms) = common_rfc3339(&text) {
+                let chrono = DateTime::parse_from_rfc3339(&text).map(|t| t.timestamp_millis());
+                proptest::prop_assert_eq!(chrono, Ok(ms), "{}", text);
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@ use compact_str::CompactString;
 use crate::data::decimal::{Decimal, DecimalError, Scale};
 use crate::data::event::{Event, Op, Position};
 use crate::data::time::{self, TimeError, shorten};
+use crate::ingest::scan::scan;
 
 /// The input field names (`--id-field`, `--key-field`, `--time-field`, `--value-field`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,7 +114,7 @@ impl FieldNames {
         }
     }
 
-    fn field(&self, name: &str) -> Option<Field> {
+    pub(crate) fn field(&self, name: &str) -> Option<Field> {
         FIELDS.into_iter().find(|f| self.name(*f) == name)
     }
 
@@ -249,8 +250,20 @@ impl Decoder {
     }
 
     /// Decodes one JSON Lines line (without its line terminator).
+    ///
+    /// A flat object without escapes (the common line) is scanned directly
+    /// ([`crate::ingest::scan`]); any other line goes through serde_json. Both give the same
+    /// fields, so the result is the same either way.
     pub fn decode_json(&self, line: &[u8], position: Position) -> Result<Event, BadRecord> {
         let text = utf8(line)?;
+        match scan(text, &self.names) {
+            Some(raw) => self.build(position, raw.map(Cell::Json)),
+            None => self.decode_json_parsed(text, position),
+        }
+    }
+
+    /// Decodes one JSON line with serde_json, whatever it holds.
+    fn decode_json_parsed(&self, text: &str, position: Position) -> Result<Event, BadRecord> {
         let mut de = serde_json::Deserializer::from_str(text);
         let json_error = |error| json_error(error, text);
         let raw = de
@@ -479,7 +492,7 @@ impl<V> Default for Fields<V> {
 }
 
 impl<V> Fields<V> {
-    fn get(&self, field: Field) -> Option<&V> {
+    pub(crate) fn get(&self, field: Field) -> Option<&V> {
         self.0[field as usize].as_ref()
     }
     pub(crate) fn set(&mut self, field: Field, value: V) {
@@ -516,7 +529,7 @@ fn is_json_integer(raw: &str) -> bool {
 
 /// The contents of a raw JSON string (its quotes removed, escapes decoded).
 fn json_string(raw: &str) -> Cow<'_, str> {
-    if raw.contains('\\') {
+    if raw.bytes().any(|b| b == b'\\') {
         // The raw text is valid JSON, so this cannot fail.
         Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
     } else {
@@ -962,5 +975,91 @@ mod tests {
             ..FieldNames::default()
         };
         assert!(clash.validate().unwrap_err().contains("`id`"));
+    }
+
+    /// Values of every kind a field may hold, valid and not, for the scan's property test.
+    const VALUES: &[&str] = &[
+        "\"a\"",
+        "\"\"",
+        "\"a\\\"b\"",
+        "\"\\u00e9\"",
+        "\"2026-11-20T10:15:00.5Z\"",
+        "\"2026-11-20T10:15:00\"",
+        "\"upsert\"",
+        "\"delete\"",
+        "\"merge\"",
+        "\"12.5\"",
+        "0",
+        "-0",
+        "7",
+        "42",
+        "-5",
+        "1.5",
+        "1.0000001",
+        "1e2",
+        "1E+2",
+        "2.5e-6",
+        "01",
+        "1.",
+        "-",
+        ".5",
+        "1e",
+        "18446744073709551616",
+        "99999999999999999999999999999999999999999",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "NaN",
+        "[1]",
+        "{\"a\":1}",
+        "\"a\u{1}b\"",
+        "\"\u{e9}\"",
+    ];
+    const NAMES: &[&str] = &[
+        "id", "key", "ts", "value", "op", "version", "source", "seq", "x", "\\u0069d", "",
+    ];
+    const SPACE: &[&str] = &["", "", "", " ", "\t", " \r\n "];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The fast scan and serde_json give the same record, or the same reason it is bad.
+        #[test]
+        fn the_scan_decodes_as_the_general_parser_does(
+            fields in proptest::collection::vec((0..NAMES.len(), 0..VALUES.len(), 0..SPACE.len()), 0..10),
+            required in proptest::collection::vec(0..VALUES.len(), 4),
+            cut in proptest::option::of(0usize..200),
+            trailing in 0..SPACE.len(),
+        ) {
+            let mut line = String::from("{");
+            // Most lines carry the four required fields, so many are valid records.
+            let mut all: Vec<(usize, usize, usize)> =
+                required.iter().enumerate().map(|(name, value)| (name, *value, 0)).collect();
+            all.extend(fields);
+            for (i, (name, value, space)) in all.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                let space = SPACE[*space];
+                line.push_str(&format!("{space}\"{}\"{space}:{space}{}", NAMES[*name], VALUES[*value]));
+            }
+            line.push('}');
+            line.push_str(SPACE[trailing]);
+            if let Some(cut) = cut {
+                let mut at = cut.min(line.len());
+                while !line.is_char_boundary(at) {
+                    at -= 1;
+                }
+                line.truncate(at);
+            }
+            let decoder = Decoder::new(FieldNames::default(), Scale::DEFAULT);
+            let text = line.as_str();
+            proptest::prop_assert_eq!(
+                decoder.decode_json(text.as_bytes(), pos()),
+                decoder.decode_json_parsed(text, pos()),
+                "{}", text
+            );
+        }
     }
 }

@@ -10,4 +10,5 @@
 pub mod audit;
 pub mod decode;
 pub mod read;
+mod scan;
 pub mod source;
