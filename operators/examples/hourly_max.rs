@@ -40,7 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events: Vec<Event> = Vec::new();
     if let Some(range) = file.share(0, 1) {
         reader.read(&file, range, |read| match read {
-            Read::Record(mut event) => {
+            Read::Record(record) => {
+                let mut event = record.event;
                 event.position.epoch = events.len() as u64;
                 events.push(event);
             }

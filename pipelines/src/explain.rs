@@ -30,7 +30,9 @@ fn exchange_of(name: &str) -> Option<&'static str> {
 /// What each operator of the aggregate pipeline is for, by its name.
 fn role_of(name: &str) -> &'static str {
     match name {
-        "Input" => "fed by this worker's reader: watermark marks, records, or dead letters",
+        "Input" => {
+            "fed by this worker's reader: watermark marks, records, dead letters, or sightings"
+        }
         "Exchange" => "broadcast of the marks: each worker's greatest event time, to every worker",
         "SplitLate" => {
             "records whose every window closed (watermark - allowed lateness) go to late.jsonl"

@@ -96,10 +96,30 @@ pub struct Event {
     pub version: u64,
     /// Where the record was read.
     pub position: Position,
-    /// The producer, for gap detection.
+}
+
+/// A decoded record: its event, and the producer's `source` and `seq` it may carry, which only
+/// gap detection reads. The event flows through resolution and aggregation without them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The event.
+    pub event: Event,
+    /// The producer.
     pub source: Option<CompactString>,
-    /// The producer's sequence number, for gap detection.
+    /// The producer's sequence number.
     pub seq: Option<u64>,
+}
+
+/// What a record tells gap detection: its producer, its sequence number, and a stable hash of
+/// its id (to tell ids apart without keeping them).
+pub type Sighting = (CompactString, u64, u64);
+
+impl Record {
+    /// The record's sighting, if it carries both a producer and a sequence number.
+    pub fn sighting(&self) -> Option<Sighting> {
+        use differential_dataflow::Hashable;
+        Some((self.source.clone()?, self.seq?, self.event.id.hashed()))
+    }
 }
 
 impl Event {

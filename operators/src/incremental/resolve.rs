@@ -4,8 +4,7 @@
 //! record). Output: the collection of current records, one per id, including deletes: the
 //! record with the greatest `(version, position)` among all records of its id so far
 //! (docs/format.md, section 3). Consumers skip deletes to aggregate; counting them gives the
-//! deleted ids. The output records carry no `source` and `seq`: only gap detection reads them,
-//! before resolution, so the operator neither keeps nor copies them.
+//! deleted ids.
 //!
 //! Per id the operator keeps only the current record, not its history ([`IdState`]): a new
 //! record either loses (a replay or stale version: no output at all) or wins, and then the
@@ -19,13 +18,11 @@
 
 use std::hash::BuildHasher;
 
-use compact_str::CompactString;
 use differential_dataflow::{Hashable, VecCollection};
 use hashbrown::hash_table::{Entry, HashTable};
 use timely::dataflow::channels::pact::Exchange;
 
-use crate::data::decimal::Decimal;
-use crate::data::event::{Event, Op, Position, Time};
+use crate::data::event::{Event, Time};
 use crate::data::time::Millis;
 use crate::data::window::WindowSpec;
 use crate::incremental::expiry::ExpiryIndex;
@@ -108,7 +105,7 @@ fn resolve<'scope>(
 pub struct IdState {
     /// The current record of each id, found by the hash of the id. Boxed, so the table's
     /// slots (and its growth) cost a pointer each.
-    current: HashTable<Box<Current>>,
+    current: HashTable<Box<Event>>,
     hasher: foldhash::fast::FixedState,
     /// With a finite lateness, the windows that give each record its expiry, and the ids by
     /// the expiry of the record that made them current.
@@ -149,11 +146,10 @@ impl IdState {
                 if old.get().precedence() >= event.precedence() {
                     return None;
                 }
-                let old = std::mem::replace(&mut **old.get_mut(), Current::of(event));
-                Some(old.into_event())
+                Some(std::mem::replace(&mut **old.get_mut(), event.clone()))
             }
             Entry::Vacant(slot) => {
-                slot.insert(Box::new(Current::of(event)));
+                slot.insert(Box::new(event.clone()));
                 None
             }
         };
@@ -189,10 +185,7 @@ impl PerTime for IdState {
         if let Some(horizon) = at.horizon {
             self.forget_expired(horizon);
         }
-        for mut event in events {
-            // Only gap detection, upstream, reads the producer's fields.
-            event.source = None;
-            event.seq = None;
+        for event in events {
             let Some(replaced) = self.offer(&event) else {
                 continue;
             };
@@ -205,53 +198,5 @@ impl PerTime for IdState {
 
     fn release(&mut self, horizon: Millis) {
         self.forget_expired(horizon);
-    }
-}
-
-/// What the operator keeps of an id's current record: all of it but the producer's fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Current {
-    id: CompactString,
-    key: CompactString,
-    ts: Millis,
-    value: Decimal,
-    op: Op,
-    version: u64,
-    position: Position,
-}
-
-impl Current {
-    #[inline]
-    fn of(event: &Event) -> Current {
-        Current {
-            id: event.id.clone(),
-            key: event.key.clone(),
-            ts: event.ts,
-            value: event.value,
-            op: event.op,
-            version: event.version,
-            position: event.position,
-        }
-    }
-
-    #[inline]
-    fn precedence(&self) -> (u64, Position) {
-        (self.version, self.position)
-    }
-
-    /// The record as it was emitted: without `source` and `seq`.
-    #[inline]
-    fn into_event(self) -> Event {
-        Event {
-            id: self.id,
-            key: self.key,
-            ts: self.ts,
-            value: self.value,
-            op: self.op,
-            version: self.version,
-            position: self.position,
-            source: None,
-            seq: None,
-        }
     }
 }

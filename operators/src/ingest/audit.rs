@@ -29,7 +29,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::value::RawValue;
 
 use crate::data::decimal::Scale;
-use crate::data::event::{Event, Position};
+use crate::data::event::{Position, Record};
 use crate::ingest::decode::{BadRecord, Cell, Decoder, FIELDS, FieldNames, Fields};
 
 /// The named groups a pattern must have.
@@ -151,8 +151,8 @@ impl AuditDecoder {
     }
 
     /// Decodes one log line (without its terminator): `Ok(None)` if it is not an audit
-    /// record, the event, or why the audit record is bad.
-    pub fn decode(&mut self, line: &[u8], position: Position) -> Result<Option<Event>, BadRecord> {
+    /// record, the record, or why the audit record is bad.
+    pub fn decode(&mut self, line: &[u8], position: Position) -> Result<Option<Record>, BadRecord> {
         match &self.format {
             AuditFormat::Pattern(pattern) => {
                 let locations = self.locations.as_mut().expect("made with the pattern");
@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn a_matching_line_decodes_by_the_input_field_rules() {
         let line = b"2026-11-20T10:00:01Z INFO recorded id=e7 key=k ts=2026-11-20T10:00:00.5Z value=12.50 op=delete v=3";
-        let event = pattern().decode(line, pos()).unwrap().unwrap();
+        let event = pattern().decode(line, pos()).unwrap().unwrap().event;
         assert_eq!((event.id.as_str(), event.key.as_str()), ("e7", "k"));
         assert_eq!(event.ts, 1_795_168_800_500);
         assert_eq!(event.value, Decimal(12_500_000));
@@ -328,7 +328,7 @@ mod tests {
         );
         // Optional groups that match nothing, or the empty string, are absent.
         let line = b"x INFO recorded id=1 key=k ts=1000 value=-2 v=";
-        let event = pattern().decode(line, pos()).unwrap().unwrap();
+        let event = pattern().decode(line, pos()).unwrap().unwrap().event;
         assert_eq!((event.op, event.version, event.ts), (Op::Upsert, 0, 1000));
     }
 
@@ -396,7 +396,7 @@ mod tests {
         );
         // Outside the field groups it does not matter.
         let event = raw.decode(b"\xff INFO recorded id=e key=k ts=0 value=1", pos());
-        assert_eq!(event.unwrap().unwrap().id, "e");
+        assert_eq!(event.unwrap().unwrap().event.id, "e");
     }
 
     #[test]
@@ -405,7 +405,7 @@ mod tests {
         let mut line = b"x INFO recorded id=e key=".to_vec();
         line.extend(std::iter::repeat_n(b'k', 4 << 20));
         line.extend_from_slice(b" ts=0 value=1");
-        let event = decoder.decode(&line, pos()).unwrap().unwrap();
+        let event = decoder.decode(&line, pos()).unwrap().unwrap().event;
         assert_eq!(event.key.len(), 4 << 20);
         let noise = vec![b'a'; 4 << 20];
         assert_eq!(decoder.decode(&noise, pos()), Ok(None));
@@ -428,12 +428,12 @@ mod tests {
     fn json_logs_give_the_object_at_the_path() {
         let mut decoder = json("payload.event");
         let line = br#"{"level":"info","payload":{"kind":"x","event":{"event_id":5,"key":"k","ts":7,"value":1.5,"version":2}}}"#;
-        let event = decoder.decode(line, pos()).unwrap().unwrap();
+        let event = decoder.decode(line, pos()).unwrap().unwrap().event;
         assert_eq!((event.id.as_str(), event.ts, event.version), ("5", 7, 2));
         assert_eq!(event.value, Decimal(1_500_000));
         // The whole line, with an empty path.
         let event = json("").decode(br#"{"event_id":"a","key":"k","ts":0,"value":1}"#, pos());
-        assert_eq!(event.unwrap().unwrap().id, "a");
+        assert_eq!(event.unwrap().unwrap().event.id, "a");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use compact_str::CompactString;
 
 use crate::data::decimal::{Decimal, DecimalError, Scale};
-use crate::data::event::{Event, Op, Position};
+use crate::data::event::{Event, Op, Position, Record};
 use crate::data::time::{self, TimeError, shorten};
 use crate::ingest::scan::scan;
 
@@ -254,7 +254,7 @@ impl Decoder {
     /// A flat object without escapes (the common line) is scanned directly
     /// ([`crate::ingest::scan`]); any other line goes through serde_json. Both give the same
     /// fields, so the result is the same either way.
-    pub fn decode_json(&self, line: &[u8], position: Position) -> Result<Event, BadRecord> {
+    pub fn decode_json(&self, line: &[u8], position: Position) -> Result<Record, BadRecord> {
         let text = utf8(line)?;
         match scan(text, &self.names) {
             Some(raw) => self.build(position, raw.map(Cell::Json)),
@@ -263,7 +263,7 @@ impl Decoder {
     }
 
     /// Decodes one JSON line with serde_json, whatever it holds.
-    fn decode_json_parsed(&self, text: &str, position: Position) -> Result<Event, BadRecord> {
+    fn decode_json_parsed(&self, text: &str, position: Position) -> Result<Record, BadRecord> {
         let mut de = serde_json::Deserializer::from_str(text);
         let json_error = |error| json_error(error, text);
         let raw = de
@@ -293,7 +293,7 @@ impl Decoder {
         layout: &CsvLayout,
         line: &[u8],
         position: Position,
-    ) -> Result<Event, BadRecord> {
+    ) -> Result<Record, BadRecord> {
         for (field, flag) in [
             (Field::Id, "id"),
             (Field::Key, "key"),
@@ -375,7 +375,7 @@ impl Decoder {
         &self,
         position: Position,
         cells: Fields<Cell<'_>>,
-    ) -> Result<Event, BadRecord> {
+    ) -> Result<Record, BadRecord> {
         let names = &self.names;
         let required = |field: Field| {
             cells
@@ -402,14 +402,16 @@ impl Decoder {
             None => None,
             Some(cell) => Some(cell.unsigned(names.name(Field::Seq))?),
         };
-        Ok(Event {
-            id,
-            key,
-            ts,
-            value,
-            op,
-            version,
-            position,
+        Ok(Record {
+            event: Event {
+                id,
+                key,
+                ts,
+                value,
+                op,
+                version,
+                position,
+            },
             source,
             seq,
         })
@@ -740,8 +742,12 @@ mod tests {
         }
     }
 
-    fn json(line: &str) -> Result<Event, BadRecord> {
+    fn record(line: &str) -> Result<Record, BadRecord> {
         Decoder::new(FieldNames::default(), Scale::DEFAULT).decode_json(line.as_bytes(), pos())
+    }
+
+    fn json(line: &str) -> Result<Event, BadRecord> {
+        record(line).map(|record| record.event)
     }
 
     fn reason(line: &str) -> String {
@@ -750,32 +756,35 @@ mod tests {
 
     #[test]
     fn decodes_a_full_record() {
-        let event = json(
+        let record = record(
             r#"{"id":"a","key":"k","ts":"2026-11-20T10:15:00.5Z","value":-12.25,"op":"delete","version":3,"source":"pos-1","seq":9,"extra":[1,{"x":null}]}"#,
         )
         .unwrap();
+        let event = &record.event;
         assert_eq!(event.id, "a");
         assert_eq!(event.key, "k");
         assert_eq!(event.ts, 1_795_169_700_500);
         assert_eq!(event.value, Decimal(-12_250_000));
         assert_eq!(event.op, Op::Delete);
         assert_eq!(event.version, 3);
-        assert_eq!(event.source.as_deref(), Some("pos-1"));
-        assert_eq!(event.seq, Some(9));
+        assert_eq!(record.source.as_deref(), Some("pos-1"));
+        assert_eq!(record.seq, Some(9));
         assert_eq!(event.position, pos());
     }
 
     #[test]
     fn defaults_integer_ids_escapes_and_nulls() {
-        let event =
-            json(r#"{"id":42,"key":"a\"b\u00e9","ts":1000,"value":1e2,"op":null,"version":null}"#)
-                .unwrap();
+        let record = record(
+            r#"{"id":42,"key":"a\"b\u00e9","ts":1000,"value":1e2,"op":null,"version":null}"#,
+        )
+        .unwrap();
+        let event = &record.event;
         assert_eq!(event.id, "42");
         assert_eq!(event.key, "a\"bé");
         assert_eq!(event.ts, 1000);
         assert_eq!(event.value, Decimal(100_000_000));
         assert_eq!(
-            (event.op, event.version, event.source, event.seq),
+            (event.op, event.version, record.source.clone(), record.seq),
             (Op::Upsert, 0, None, None)
         );
         // The same id as a string and as an integer.
@@ -902,13 +911,14 @@ mod tests {
         let layout = decoder.csv_layout(b"value,ts,other,key,id,op").unwrap();
         let event = decoder
             .decode_csv(&layout, b"\"1,5\",1000,x,\"a,b\",7,", pos())
-            .map(|e| (e.id, e.key, e.ts, e.op))
+            .map(|r| (r.event.id, r.event.key, r.event.ts, r.event.op))
             .unwrap_err();
         // "1,5" is not a number: the comma is inside the quoted value.
         assert!(event.to_string().contains("field `value`"), "{event}");
         let event = decoder
             .decode_csv(&layout, b"+1.50,1000,x,\"a,b\",7,delete", pos())
-            .unwrap();
+            .unwrap()
+            .event;
         assert_eq!(
             (event.id.as_str(), event.key.as_str(), event.ts),
             ("7", "a,b", 1000)
@@ -916,7 +926,8 @@ mod tests {
         assert_eq!((event.value, event.op), (Decimal(1_500_000), Op::Delete));
         let event = decoder
             .decode_csv(&layout, b"2,2026-11-20T00:00:00Z,,k,8,", pos())
-            .unwrap();
+            .unwrap()
+            .event;
         assert_eq!(event.op, Op::Upsert);
         assert_eq!(
             decoder.decode_csv(&layout, b"1,2,3", pos()).unwrap_err(),
@@ -940,7 +951,8 @@ mod tests {
         }
         let quoted = decoder
             .decode_csv(&layout, b"1,0,\"\",\"say \"\"hi\"\"\",9,", pos())
-            .unwrap();
+            .unwrap()
+            .event;
         assert_eq!(quoted.key, "say \"hi\"");
     }
 
@@ -968,7 +980,8 @@ mod tests {
                 br#"{"event_id":5,"key":"k","time":7,"value":1,"id":"ignored"}"#,
                 pos(),
             )
-            .unwrap();
+            .unwrap()
+            .event;
         assert_eq!((event.id.as_str(), event.ts), ("5", 7));
         let clash = FieldNames {
             key: "id".into(),

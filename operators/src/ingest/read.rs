@@ -16,7 +16,7 @@
 use std::io;
 
 use crate::data::decimal::Scale;
-use crate::data::event::{DeadLetter, Event, Position, raw_text};
+use crate::data::event::{DeadLetter, Position, Record, raw_text};
 use crate::data::time::Millis;
 use crate::ingest::audit::{AuditDecoder, AuditFormat};
 use crate::ingest::decode::{BadRecord, CsvLayout, Decoder, FieldNames};
@@ -26,7 +26,7 @@ use crate::ingest::source::{Epoch, Format, InputFile};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Read {
     /// A valid record.
-    Record(Event),
+    Record(Record),
     /// A bad record.
     Dead(DeadLetter),
     /// A record outside the replay slice.
@@ -109,7 +109,7 @@ impl Reader {
     /// reader.read(&epoch, epoch.share(0, 1).unwrap(), |r| read.push(r)).unwrap();
     /// std::fs::remove_file(&path).unwrap();
     /// // The header and the blank line are not records; line 4 is a dead letter.
-    /// assert!(matches!(&read[0], Read::Record(event) if event.id == "1"));
+    /// assert!(matches!(&read[0], Read::Record(record) if record.event.id == "1"));
     /// assert!(matches!(&read[1], Read::Dead(dead) if dead.line == 4));
     /// assert_eq!(read.len(), 2);
     /// ```
@@ -165,7 +165,7 @@ impl Reader {
                     None if input.format == Format::AuditLog => {
                         let audit = self.audit.as_mut().expect("audit logs come with a format");
                         match audit.decode(line.bytes, position) {
-                            Ok(Some(event)) => Ok(event),
+                            Ok(Some(record)) => Ok(record),
                             Ok(None) => {
                                 each(Read::NoAuditRecord);
                                 continue;
@@ -181,8 +181,8 @@ impl Reader {
                 }
             };
             match decoded {
-                Ok(event) if !self.slice.admits_time(event.ts) => each(Read::Skipped),
-                Ok(event) => each(Read::Record(event)),
+                Ok(record) if !self.slice.admits_time(record.event.ts) => each(Read::Skipped),
+                Ok(record) => each(Read::Record(record)),
                 Err(reason) => {
                     let base = match line_base {
                         Some(base) => base,

@@ -1,9 +1,9 @@
 //! Gap detection: per producer, the sequence numbers missing between the first and last seen.
 //!
-//! Input: accepted records (diff `+1`; nothing un-sends a record). A record that has both a
-//! `source` and a `seq` says that its producer used that sequence number; replays,
-//! corrections and deletes count like any other record, and records without both fields are
-//! ignored. Output, per completed time, the net change of three small tables, as retractions
+//! Input: the [`Sighting`]s of accepted records (diff `+1`; nothing un-sends a record): a
+//! record that has both a `source` and a `seq` says that its producer used that sequence
+//! number; replays, corrections and deletes count like any other record, and records without
+//! both fields have no sighting. Output, per completed time, the net change of three small tables, as retractions
 //! and insertions of [`GapRow`]s:
 //!
 //! - [`GapRow::Gap`]: a maximal run `from..=to` of sequence numbers not seen, between the
@@ -27,11 +27,12 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use compact_str::CompactString;
 use differential_dataflow::{Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 
-use crate::data::event::{Event, Time};
+use crate::data::event::{Sighting, Time};
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 
 /// One row of the gap tables; see the module documentation.
@@ -173,9 +174,6 @@ impl GapGauges {
     }
 }
 
-/// What one record says to the gap operator: (source, seq, hash of the id).
-type Sighting = (String, u64, u64);
-
 /// Per source state.
 #[derive(Clone, Debug, Default)]
 struct SourceState {
@@ -189,7 +187,7 @@ struct SourceState {
 /// The sources of one worker: the numbers each has used, and who carried them.
 #[derive(Clone, Debug, Default)]
 pub struct GapState {
-    sources: HashMap<String, SourceState, foldhash::fast::FixedState>,
+    sources: HashMap<CompactString, SourceState, foldhash::fast::FixedState>,
     /// Whether to detect duplicated numbers.
     duplicates: bool,
     /// Ranges stored, over all sources.
@@ -223,8 +221,9 @@ impl GapState {
         sightings.dedup();
         let duplicates = self.duplicates;
         let mut sightings = sightings.into_iter().peekable();
-        while let Some((source, seq, id)) = sightings.next() {
-            let state = self.sources.entry(source.clone()).or_default();
+        while let Some((name, seq, id)) = sightings.next() {
+            let source = name.to_string();
+            let state = self.sources.entry(name.clone()).or_default();
             let (held, before) = (state.seen.len(), state.seen.extent());
             let mut seqs = 0;
             let mut see = |state: &mut SourceState, seq: u64, id: u64| {
@@ -238,7 +237,7 @@ impl GapState {
                 }
             };
             see(state, seq, id);
-            while let Some((_, seq, id)) = sightings.next_if(|(next, _, _)| *next == source) {
+            while let Some((_, seq, id)) = sightings.next_if(|(next, _, _)| *next == name) {
                 see(state, seq, id);
             }
             self.seqs += seqs;
@@ -264,11 +263,8 @@ pub trait DetectGaps<'scope> {
     fn detect_gaps(self, options: &GapOptions) -> VecCollection<'scope, Time, GapRow>;
 }
 
-impl<'scope> DetectGaps<'scope> for VecCollection<'scope, Time, Event> {
+impl<'scope> DetectGaps<'scope> for VecCollection<'scope, Time, Sighting> {
     fn detect_gaps(self, options: &GapOptions) -> VecCollection<'scope, Time, GapRow> {
-        // Only what gap detection reads crosses between workers; the id as a stable hash.
-        let sightings = self
-            .flat_map(|event| Some((event.source?.into_string(), event.seq?, event.id.hashed())));
         let exchange = Exchange::new(|update: &(Sighting, Time, isize)| (update.0).0.hashed());
         let gauges = &options.gauges;
         let spec = Spec {
@@ -280,7 +276,7 @@ impl<'scope> DetectGaps<'scope> for VecCollection<'scope, Time, Event> {
                 Gauge::new(&gauges.seqs, |s: &GapState| s.seqs as i64),
             ],
         };
-        per_time(sightings, exchange, spec, GapState::new(options.duplicates))
+        per_time(self, exchange, spec, GapState::new(options.duplicates))
     }
 }
 

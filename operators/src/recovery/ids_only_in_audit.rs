@@ -125,8 +125,6 @@ mod tests {
                 file,
                 offset: 0,
             },
-            source: None,
-            seq: None,
         }
     }
 

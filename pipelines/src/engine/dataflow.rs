@@ -1,8 +1,8 @@
 //! The dataflow a run computes: input sessions in, one captured stream of updates out.
 //!
 //! ```text
-//!  records ─┬─ DetectGaps (gaps) ─────────────────────────────────────────────────────────┐
-//!           ├─ IdsOnlyInAudit (audit logs) ──────────────────────────────────────────────┤
+//!  sightings ── DetectGaps (gaps) ──────────────────────────────────────────────────────┐
+//!  records ─┬─ IdsOnlyInAudit (audit logs) ──────────────────────────────────────────────┤
 //!           └─ SplitLate (bounded lateness) ─┬─ late records ────────────────────────────┤
 //!                                            └─ ResolveIds ─┬─ CountIds ─────────────────┤
 //!                                                           └─ AssignWindows, Aggregate  │
@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 
+use amend_operators::event::Sighting;
 use amend_operators::recovery::estimates::{EstimateRow, Estimates, lattice_step};
 use amend_operators::recovery::gaps::GapGauges;
 use amend_operators::time::Millis;
@@ -70,15 +71,21 @@ pub struct Inputs {
     pub events: InputSession<Time, Event, isize>,
     /// Bad records.
     pub dead: InputSession<Time, DeadLetter, isize>,
+    /// The records' sightings, with gap detection.
+    pub sightings: Option<InputSession<Time, Sighting, isize>>,
 }
 
 impl Inputs {
-    /// Moves both sessions to `time` and sends what they hold.
+    /// Moves every session to `time` and sends what they hold.
     pub fn advance_to(&mut self, time: Time) {
         self.events.advance_to(time);
         self.dead.advance_to(time);
         self.events.flush();
         self.dead.flush();
+        if let Some(sightings) = &mut self.sightings {
+            sightings.advance_to(time);
+            sightings.flush();
+        }
     }
 }
 
@@ -128,19 +135,21 @@ impl Dataflow {
     ) -> (Inputs, VecCollection<'scope, Time, Update>) {
         let (events_in, events) = scope.new_collection::<Event, isize>();
         let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
-        let inputs = Inputs {
+        let mut inputs = Inputs {
             events: events_in,
             dead: dead_in,
+            sightings: None,
         };
         let mut output = dead.map(Update::Dead);
-        // Gap detection reads every accepted record, before late records are split off and
-        // before id resolution.
+        // Gap detection reads the sighting of every accepted record, late ones too.
         if let Some(duplicates) = self.computations.gaps {
+            let (sightings_in, sightings) = scope.new_collection::<Sighting, isize>();
+            inputs.sightings = Some(sightings_in);
             let options = GapOptions {
                 duplicates,
                 gauges: self.gauges.gaps.clone(),
             };
-            output = output.concat(events.clone().detect_gaps(&options).map(Update::Gap));
+            output = output.concat(sightings.detect_gaps(&options).map(Update::Gap));
         }
         let Some(spec) = self.computations.table else {
             return (inputs, output);

@@ -175,7 +175,15 @@ impl Feeder<'_> {
     #[inline]
     fn take(&mut self, read: Read) {
         match read {
-            Read::Record(event) => self.event(event),
+            Read::Record(record) => {
+                let time = self.time();
+                if let Some(sightings) = &mut self.inputs.sightings
+                    && let Some(sighting) = record.sighting()
+                {
+                    sightings.update_at(sighting, time, 1);
+                }
+                self.event(record.event)
+            }
             Read::Dead(letter) => self.dead(letter),
             Read::Skipped => {
                 self.stats.skipped += 1;
