@@ -440,7 +440,66 @@ struct Rendered {
 }
 
 impl Rendered {
+    #[inline]
     fn new(value: Decimal, scale: Scale) -> Rendered {
+        match u64::try_from(value.0.unsigned_abs()) {
+            Ok(magnitude) => Rendered::small(value.0 < 0, magnitude, scale.digits()),
+            Err(_) => Rendered::large(value, scale),
+        }
+    }
+
+    /// A magnitude that fits a `u64` (every value of generated data): the integer part and
+    /// the fraction without its trailing zeros, each written two digits at a time.
+    #[inline]
+    fn small(negative: bool, magnitude: u64, scale: u32) -> Rendered {
+        let mut rendered = Rendered {
+            buf: [0; 48],
+            len: 0,
+        };
+        if negative {
+            rendered.push(b"-");
+        }
+        // scale <= 18, so the power fits a u64.
+        let unit = POW10[scale as usize] as u64;
+        rendered.push_digits(magnitude / unit, 1);
+        let mut frac = magnitude % unit;
+        if frac != 0 {
+            let mut width = scale as usize;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            rendered.push(b".");
+            rendered.push_digits(frac, width);
+        }
+        rendered
+    }
+
+    /// Appends `n` in decimal, zero-padded on the left to at least `width` digits.
+    #[inline]
+    fn push_digits(&mut self, mut n: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut pos = digits.len();
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            pos -= 2;
+            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            pos -= 2;
+            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            pos -= 1;
+            digits[pos] = b'0' + n as u8;
+        }
+        let start = pos.min(digits.len() - width);
+        self.push(&digits[start..]);
+    }
+
+    /// Any magnitude: 19 digits at a time in u64 arithmetic, then the point placed.
+    fn large(value: Decimal, scale: Scale) -> Rendered {
         const WIDTH: usize = 40;
         let scale = scale.digits() as usize;
         // Zero-filled, so digits to the left of the magnitude read as leading zeros.
@@ -1142,6 +1201,9 @@ mod tests {
                 any::<i128>(),
                 any::<i64>().prop_map(i128::from),
                 -100_000i128..100_000,
+                (any::<i32>(), 0u32..=18).prop_map(|(v, zeros)| i128::from(v) * 10i128.pow(zeros)),
+                (u64::MAX as i128 - 1000)..(u64::MAX as i128 + 1000),
+                -(u64::MAX as i128 + 1000)..-(u64::MAX as i128 - 1000),
             ],
             digits in 0u32..=18,
         ) {
