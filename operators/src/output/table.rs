@@ -11,7 +11,7 @@
 //! ([`Table::spill_closed`], [`Table::close_windows`]): they move to a file in the snapshot's
 //! format, which the snapshot copies first, since windows close in start order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 
@@ -245,24 +245,33 @@ impl Table {
         };
         let entry = (window, key);
         self.changed = true;
+        // One search of the rows per change: the entry found is checked, then changed.
         match diff {
-            -1 => {
-                if self.rows.get(&entry) != Some(&agg) {
-                    return Err(inconsistent("retracts a missing", &entry.0, &entry.1));
+            -1 => match self.rows.entry(entry) {
+                btree_map::Entry::Occupied(row) if *row.get() == agg => {
+                    let (entry, _) = row.remove_entry();
+                    if !self.empty_before {
+                        self.before.entry(entry).or_insert(Some(agg));
+                    }
                 }
-                self.rows.remove(&entry);
-                if !self.empty_before {
-                    self.before.entry(entry).or_insert(Some(agg));
+                row => {
+                    let (window, key) = row.key();
+                    return Err(inconsistent("retracts a missing", window, key));
                 }
-            }
+            },
             1 => {
-                if self.rows.contains_key(&entry) {
-                    return Err(inconsistent("inserts a second", &entry.0, &entry.1));
-                }
                 if !self.empty_before {
                     self.before.entry(entry.clone()).or_insert(None);
                 }
-                self.rows.insert(entry, agg);
+                match self.rows.entry(entry) {
+                    btree_map::Entry::Vacant(row) => {
+                        row.insert(agg);
+                    }
+                    btree_map::Entry::Occupied(row) => {
+                        let (window, key) = row.key();
+                        return Err(inconsistent("inserts a second", window, key));
+                    }
+                }
             }
             _ => return Err(inconsistent("changes by more than one", &entry.0, &entry.1)),
         }
