@@ -197,6 +197,10 @@ impl PerTime for GroupState {
             // A closed window's row is final.
             updates.retain(|(((window, _), _), _)| window.end > horizon);
         }
+        // Room for every update making a new group, so the table grows at most once a time.
+        let hasher = &self.hasher;
+        self.groups
+            .reserve(updates.len(), |entry| hasher.hash_one(&entry.0));
         // Group the time's updates so each group's old row is read once.
         updates.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
         let mut updates = updates.into_iter().peekable();

@@ -185,6 +185,11 @@ impl PerTime for IdState {
         if let Some(horizon) = at.horizon {
             self.forget_expired(horizon);
         }
+        // Room for every id being new, so the table grows at most once a time (growing
+        // re-hashes every id held, each behind a pointer).
+        let hasher = &self.hasher;
+        self.current
+            .reserve(events.len(), |e| hasher.hash_one(e.id.as_str()));
         for event in events {
             let Some(replaced) = self.offer(&event) else {
                 continue;
