@@ -465,7 +465,7 @@ impl Rendered {
         let mut frac = magnitude % unit;
         if frac != 0 {
             let mut width = scale as usize;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 width -= 1;
             }
