@@ -2,7 +2,7 @@
 """`amend aggregate` beside the same job written in DuckDB: batch time, memory, corrections.
 
 Usage: python3 bench/duckdb.py [--events 1000000 10000000] [--runs 5] [--injections 200]
-           [--amend PATH]
+           [--amend PATH] [--clean-only]
        python3 bench/duckdb.py --smoke [--amend target/debug/amend]
 
 The first run makes a virtualenv in bench/.venv, installs the duckdb that
@@ -19,6 +19,9 @@ that rotates from round to round:
   tumbling:1m --workers W --quiet --out DIR`, W = 1 and 2;
 - DuckDB strict and DuckDB plain (below), each a child process `duckdb.py --run-duckdb
   VARIANT` with DuckDB's default threads (one per core);
+- minimal (below), with amend at 1 and 2 workers beside it, on the same dataset generated
+  without bad lines (`--bad 0`, into bench/data/N-clean); `--clean-only` runs only these
+  three;
 - correction: `amend aggregate --follow --workers 2` loaded with events.jsonl and an empty
   corrections file, then all of corrections.jsonl appended in one write: the time from the
   write to the epoch of its last byte in epochs.jsonl (written after that epoch's changelog
@@ -27,7 +30,8 @@ that rotates from round to round:
   round it then takes INJECTIONS single corrections, one write each (bench/follow.py's
   injections): p50/p99/max latency.
 
-Every process is timed with its wall time and peak RSS (/usr/bin/time -f %M). Printed as
+Every process is timed with its wall time, CPU time and peak RSS (/usr/bin/time -f '%U %S
+%M'). Printed as
 Markdown tables (median, min and max; ratios pair by pair within a round, and the ratio of the
 medians), with the machine, versions and commands; the raw figures go to
 bench/data/duckdb-results.json.
@@ -57,7 +61,13 @@ rowid is the record's position (DuckDB keeps insertion order).
   takes the number's text, which is the strict variant. The run reports which dead letters
   plain accepts, and the smoke check fails if one is of another kind.
 
-Both variants write the table with COPY (JSON lines in amend's snapshot format, mean exact)
+- minimal: the few lines a DuckDB user would write (MINIMAL below): read_json with typed
+  columns, QUALIFY row_number() over (version, file, line), one GROUP BY, the table written
+  once as CSV with two threads and no digest. It has no dead-letter handling, so it is only
+  run on data without bad lines; its table digest is computed afterwards from table.csv,
+  outside the timed process, and the run stops unless it equals amend's.
+
+Strict and plain write the table with COPY (JSON lines in amend's snapshot format, mean exact)
 and compute the table digest in SQL (sha256 and string_agg, keys in byte order), inside the
 timed child process.
 
@@ -99,7 +109,6 @@ except ImportError:
     duckdb = None
 sys.path.append(HERE)
 import follow  # noqa: E402  (dataset, Epochs, Ids, MIX, inject, percentile)
-import reconcile  # noqa: E402  (timed)
 
 
 def pinned_version():
@@ -503,11 +512,24 @@ def run_duckdb(variant, events, corrections, out, check=False):
 # ---------------------------------------------------------------------------------------------
 # Runs, each a timed process.
 
-def amend_full(amend, data, workers, work, keep=False):
+def timed(cmd):
+    """Runs cmd under GNU time; returns (wall seconds, CPU seconds (user + system), peak RSS
+    bytes, exit code)."""
+    with tempfile.NamedTemporaryFile() as timing:
+        start = time.monotonic()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", timing.name] + cmd,
+                              stdout=subprocess.DEVNULL)
+        seconds = time.monotonic() - start
+        with open(timing.name) as f:
+            user, system, rss_kb = f.read().split()[-3:]
+    return seconds, float(user) + float(system), int(rss_kb) * 1024, proc.returncode
+
+
+def amend_full(amend, data, workers, work, keep=False, name=None):
     """One `amend aggregate` over the dataset; returns its figures. With `keep`, its output
     directory stays (figures["out"])."""
-    out = os.path.join(work, f"amend-{workers}" + ("-kept" if keep else ""))
-    seconds, rss, code = reconcile.timed(
+    out = os.path.join(work, (name or f"amend-{workers}") + ("-kept" if keep else ""))
+    seconds, cpu, rss, code = timed(
         [amend, "aggregate", "--input", os.path.join(data, "events.jsonl"),
          "--corrections", os.path.join(data, "corrections.jsonl"), "--window", "tumbling:1m",
          "--workers", str(workers), "--quiet", "--out", out])
@@ -519,7 +541,8 @@ def amend_full(amend, data, workers, work, keep=False):
         digests = json.load(f)
     if not keep:
         shutil.rmtree(out)
-    return {"wall": seconds, "rss": rss, "summary": summary, "table": digests["table"],
+    return {"wall": seconds, "cpu": cpu, "rss": rss, "summary": summary,
+            "table": digests["table"],
             "window_digests": [(w["start"], w["end"], w["digest"]) for w in digests["windows"]],
             "out": out if keep else None}
 
@@ -529,7 +552,7 @@ def duckdb_full(variant, events, corrections, work, keep=False, check=False):
     its output directory stays (figures["out"]); `check` is run_duckdb's."""
     out = os.path.join(work, f"duckdb-{variant}" + ("-kept" if keep else ""))
     os.makedirs(out)
-    seconds, rss, code = reconcile.timed(
+    seconds, cpu, rss, code = timed(
         [sys.executable, os.path.abspath(__file__), "--run-duckdb", variant,
          "--events-file", events, "--corrections-file", corrections, "--out", out]
         + (["--check"] if check else []))
@@ -537,9 +560,12 @@ def duckdb_full(variant, events, corrections, work, keep=False, check=False):
         sys.exit(f"the DuckDB {variant} job exited {code}")
     with open(os.path.join(out, "result.json")) as f:
         result = json.load(f)
+    if variant == "minimal":
+        result["table"], result["windows"] = minimal_digest(os.path.join(out, "table.csv"))
     if not keep:
         shutil.rmtree(out)
-    return {"wall": seconds, "rss": rss, "result": result, "out": out if keep else None}
+    return {"wall": seconds, "cpu": cpu, "rss": rss, "result": result,
+            "out": out if keep else None}
 
 
 def wait_loaded(epochs, proc, name, size):
@@ -762,10 +788,11 @@ def edge_lines():
     return lines, corrections
 
 
-def gen(amend, events, out):
-    """`amend gen` with bench/aggregate.py's dataset parameters into `out`."""
+def gen(amend, events, out, bad=None):
+    """`amend gen` with bench/aggregate.py's dataset parameters into `out` (and `--bad`)."""
     subprocess.run([amend, "gen", "--events", str(events), "--keys", "10000", "--span", "1d",
-                    "--corrections", "0.01", "--seed", "1", "--out", out],
+                    "--corrections", "0.01", "--seed", "1", "--out", out]
+                   + (["--bad", str(bad)] if bad is not None else []),
                    check=True, stdout=subprocess.DEVNULL)
 
 
@@ -777,7 +804,8 @@ def same_file(a, b):
 
 def smoke(amend):
     """The CI check: strict agrees with amend on a small generated dataset and on edge cases;
-    plain agrees or differs only as documented. Returns the exit code."""
+    plain agrees or differs only as documented; minimal agrees on data without bad lines.
+    Returns the exit code."""
     started = time.monotonic()
     failures = []
     with tempfile.TemporaryDirectory(prefix="duckdb-smoke-") as work:
@@ -811,6 +839,19 @@ def smoke(amend):
             failures.append(f"plain: accepts {plain['result']['accepted']} records, expected "
                             f"{expected} (amend's and the dead letters above)")
 
+        clean = os.path.join(work, "clean-data")
+        gen(amend, 20_000, clean, bad=0)
+        clean_run = amend_full(amend, clean, 2, work, name="clean")
+        minimal = duckdb_full("minimal", os.path.join(clean, "events.jsonl"),
+                              os.path.join(clean, "corrections.jsonl"), work)
+        if minimal["result"]["table"] != clean_run["table"]:
+            failures.append(f"minimal: digest {minimal['result']['table']} differs from "
+                            f"amend's {clean_run['table']} on data without bad lines")
+        else:
+            print(f"minimal: digest equals amend's on data without bad lines "
+                  f"({clean_run['summary']['records_read']:,} records, "
+                  f"{minimal['result']['windows']:,} windows)", flush=True)
+
         edge = os.path.join(work, "edge")
         os.makedirs(edge)
         lines, fixes = edge_lines()
@@ -833,9 +874,15 @@ def smoke(amend):
 # ---------------------------------------------------------------------------------------------
 # The benchmark.
 
-JOBS = ["amend-1", "amend-2", "strict", "plain", "correction"]
+# On the generated data: amend with 1 and 2 workers, the strict and plain DuckDB jobs and the
+# correction. On the same data generated without bad lines (bench/data/N-clean): amend with 1
+# and 2 workers and the minimal DuckDB job, whose digest is then checked equal to amend's.
+JOBS = ["amend-1", "amend-2", "strict", "plain", "correction", "clean-1", "clean-2", "minimal"]
 LABELS = {"amend-1": "amend, 1 worker", "amend-2": "amend, 2 workers",
-          "strict": "DuckDB strict", "plain": "DuckDB plain"}
+          "strict": "DuckDB strict", "plain": "DuckDB plain",
+          "clean-1": "amend, 1 worker", "clean-2": "amend, 2 workers",
+          "minimal": "DuckDB minimal"}
+CLEAN = ("clean-1", "clean-2", "minimal")
 
 
 def stats(values):
@@ -869,28 +916,56 @@ def machine():
             "loadavg_start": os.getloadavg()}
 
 
+def clean_dataset(amend, events):
+    """bench/data/N-clean: the dataset of follow.dataset without bad lines (`--bad 0`)."""
+    out = os.path.join(DATA, f"{events}-clean")
+    if not os.path.exists(os.path.join(out, "corrections.jsonl")):
+        gen(amend, events, out, bad=0)
+    return out
+
+
+def run_job(job, amend, data, clean, work, args, first):
+    """One run of one job."""
+    if job in ("amend-1", "amend-2"):
+        return amend_full(amend, data, int(job[-1]), work, keep=first)
+    if job in ("clean-1", "clean-2"):
+        return amend_full(amend, clean, int(job[-1]), work, name=job)
+    if job == "correction":
+        return amend_correction(amend, data, work, 2,
+                                injections=args.injections if first else 0)
+    source = clean if job == "minimal" else data
+    return duckdb_full(job, os.path.join(source, "events.jsonl"),
+                       os.path.join(source, "corrections.jsonl"), work)
+
+
+def check_minimal(runs):
+    """Every minimal run's digest equals every clean amend run's, or the benchmark stops."""
+    ours = {run["table"] for job in ("clean-1", "clean-2") for run in runs.get(job, [])}
+    theirs = {run["result"]["table"] for run in runs.get("minimal", [])}
+    assert len(ours) <= 1, f"amend runs on the clean data disagree: {ours}"
+    if ours and theirs and theirs != ours:
+        sys.exit(f"the minimal DuckDB job's digest {theirs} differs from amend's {ours}")
+
+
 def one_size(amend, events, args):
     """All rounds at one size; returns the raw figures."""
-    data = follow.dataset(amend, events)
-    ev = os.path.join(data, "events.jsonl")
-    co = os.path.join(data, "corrections.jsonl")
-    runs = {job: [] for job in JOBS}
-    print(f"\n{events:,} events: {data}", flush=True)
+    jobs = list(CLEAN) if args.clean_only else JOBS
+    dirty = [job for job in jobs if job not in CLEAN]
+    data = follow.dataset(amend, events) if dirty else None
+    clean = clean_dataset(amend, events) if len(dirty) < len(jobs) else None
+    runs = {job: [] for job in jobs}
+    print(f"\n{events:,} events: {data or ''} {clean or ''}", flush=True)
     with tempfile.TemporaryDirectory(dir=DATA, prefix="duckdb-run-") as work:
         for r in range(args.runs):
-            order = JOBS[r % len(JOBS):] + JOBS[:r % len(JOBS)]
+            order = jobs[r % len(jobs):] + jobs[:r % len(jobs)]
             for job in order:
-                if job.startswith("amend-"):
-                    run = amend_full(amend, data, int(job[-1]), work, keep=(r == 0))
-                elif job == "correction":
-                    run = amend_correction(amend, data, work, 2,
-                                           injections=args.injections if r == 0 else 0)
-                else:
-                    run = duckdb_full(job, ev, co, work)
-                runs[job].append(run)
+                runs[job].append(run_job(job, amend, data, clean, work, args, r == 0))
             print(f"round {r + 1}: " + ", ".join(
                 f"{job} {runs[job][-1]['wall']:.2f} s" if job != "correction" else
                 f"correction {runs[job][-1]['wall_ms']:.0f} ms" for job in order), flush=True)
+        check_minimal(runs)
+        if not dirty:
+            return {"data": clean, "runs": runs}
         tables = {run["table"] for job in ("amend-1", "amend-2") for run in runs[job]}
         assert len(tables) == 1, f"amend runs disagree: {tables}"
         # Loaded, then corrected: the same table as the batch run (unless single corrections
@@ -905,7 +980,7 @@ def one_size(amend, events, args):
                           for run in runs["plain"])
         plain_checked, plain_counts = (0, {}) if plain_equal else plain_accepts(
             os.path.join(runs["amend-2"][0]["out"], "dead_letter.jsonl"), work)
-    for job in JOBS:
+    for job in runs:
         for run in runs[job]:
             run.pop("window_digests", None)
             run.get("result", {}).pop("window_digests", None)
@@ -918,20 +993,59 @@ def report(sizes, info, amend, args):
     """Prints the Markdown tables."""
     print(f"\nmachine: {info['nproc']} cores (nproc), {info['cpu']}; load average at start "
           f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}")
-    print(f"versions: amend {info['amend']}, duckdb {info['duckdb']} (default threads), "
-          f"python {info['python']}; {args.runs} rounds per size, configurations interleaved")
+    print(f"versions: amend {info['amend']}, duckdb {info['duckdb']} (default threads; the "
+          f"minimal job 2), python {info['python']}; {args.runs} rounds per size, "
+          "configurations interleaved")
     print("\ncommands (DIR a fresh directory, N the events):\n")
     print(f"- amend: `{amend} aggregate --input bench/data/N/events.jsonl --corrections "
           "bench/data/N/corrections.jsonl --window tumbling:1m --workers W --quiet --out DIR`")
-    print(f"- DuckDB: `{sys.executable} bench/duckdb.py --run-duckdb strict|plain --events-file "
-          "bench/data/N/events.jsonl --corrections-file bench/data/N/corrections.jsonl "
-          "--out DIR`")
+    print(f"- DuckDB: `{sys.executable} bench/duckdb.py --run-duckdb strict|plain|minimal "
+          "--events-file bench/data/N/events.jsonl --corrections-file "
+          "bench/data/N/corrections.jsonl --out DIR`")
     print(f"- correction: `{amend} aggregate --follow --input bench/data/N/events.jsonl "
           "--corrections EMPTY --window tumbling:1m --workers 2 --poll-interval 1ms "
           "--snapshot-interval 1h --quiet --out DIR`, then corrections.jsonl appended to EMPTY")
-    print(f"- each under `/usr/bin/time -f %M`; data: `{amend} gen --events N --keys 10000 "
-          "--span 1d --corrections 0.01 --seed 1 --out bench/data/N`")
+    print(f"- each under `/usr/bin/time -f '%U %S %M'`; data: `{amend} gen --events N --keys "
+          "10000 --span 1d --corrections 0.01 --seed 1 --out bench/data/N`, and with `--bad 0` "
+          "into bench/data/N-clean for the minimal job and the amend runs beside it")
+    first = next(iter(sizes.values()))["runs"]
+    if "minimal" in first:
+        report_clean(sizes)
+    if "amend-1" in first:
+        report_generated(sizes)
 
+
+def report_clean(sizes):
+    """The tables of amend against the minimal DuckDB job, on the data without bad lines."""
+    print("\n### Against the minimal DuckDB job (data without bad lines, digests equal)\n")
+    print("| events | job | wall s median (min–max) | CPU s median (min–max) "
+          "| peak RSS MiB median (min–max) | peak RSS B per live record |")
+    print("|---|---|---|---|---|---|")
+    for events, size in sizes.items():
+        ids = size["runs"]["clean-1"][0]["summary"]["ids_current"]
+        for job in CLEAN:
+            runs = size["runs"][job]
+            rss = [run["rss"] for run in runs]
+            print(f"| {events:,} | {LABELS[job]} | {fmt([r['wall'] for r in runs])} "
+                  f"| {fmt([r['cpu'] for r in runs])} | {fmt(rss, ',.0f', 1 / 2**20)} "
+                  f"| {statistics.median(rss) / ids:,.0f} |")
+    print("\n| events | amend workers | wall / minimal, per round median (min–max) "
+          "| CPU / minimal | peak RSS / minimal | 2 workers / 1 worker, wall (speed-up) |")
+    print("|---|---|---|---|---|---|")
+    for events, size in sizes.items():
+        theirs = size["runs"]["minimal"]
+        one = size["runs"]["clean-1"]
+        for job in ("clean-1", "clean-2"):
+            ours = size["runs"][job]
+            ratio = {k: [a[k] / d[k] for a, d in zip(ours, theirs)] for k in ("wall", "cpu", "rss")}
+            speedup = (fmt([o["wall"] / t["wall"] for o, t in zip(one, ours)])
+                       if job == "clean-2" else "")
+            print(f"| {events:,} | {job[-1]} | {fmt(ratio['wall'])} | {fmt(ratio['cpu'])} "
+                  f"| {fmt(ratio['rss'])} | {speedup} |")
+
+
+def report_generated(sizes):
+    """The tables of amend against the strict and plain DuckDB jobs, and the corrections."""
     print("\n### Full run\n")
     print("| events | job | wall s median (min–max) | records/s (median wall) "
           "| peak RSS MiB median (min–max) |")
@@ -1030,7 +1144,7 @@ def report(sizes, info, amend, args):
     print("| job | " + " | ".join(f"{n:,} events" for n in names)
           + (f" | {names[-1]:,} / {names[0]:,} |" if len(names) > 1 else " |"))
     print("|---|" + "---|" * len(names) + ("---|" if len(names) > 1 else ""))
-    for job in JOBS:
+    for job in [job for job in JOBS if job in sizes[names[0]]["runs"] and job not in CLEAN]:
         key = "wall_ms" if job == "correction" else "wall"
         med = [statistics.median(r[key] for r in sizes[n]["runs"][job]) for n in names]
         label = LABELS.get(job, "amend correction (all corrections, one write)")
@@ -1063,7 +1177,7 @@ def bench(amend, args):
     info["loadavg_end"] = os.getloadavg()
     report(sizes, info, amend, args)
     for events, size in sizes.items():
-        if not size["plain_equal"]:
+        if not size.get("plain_equal", True):
             print(f"\nplain ({events:,} events): digest differs ({plain_reason(size)})")
     with open(RESULTS, "w") as f:
         json.dump({"machine": info, "amend": amend, "runs_per_size": args.runs,
@@ -1081,6 +1195,9 @@ def main():
     parser.add_argument("--amend", default=None,
                         help="an amend binary to use instead of building target/release/amend "
                         "(with --smoke: default target/debug/amend)")
+    parser.add_argument("--clean-only", action="store_true",
+                        help="only amend and the minimal DuckDB job on the data without bad "
+                        "lines")
     parser.add_argument("--smoke", action="store_true", help="the CI check; exits 0 or 1")
     parser.add_argument("--run-duckdb", choices=["strict", "plain", "minimal"],
                         help="(internal) run one DuckDB job in this process")
