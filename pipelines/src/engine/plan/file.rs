@@ -132,9 +132,13 @@ fn settled_len(path: &Path, planned: u64, settle: Settle) -> io::Result<u64> {
 
 /// The offset after the last `\n` in `[from, len)` of a file, or `from` if there is none.
 fn complete_lines_end(path: &Path, from: u64, len: u64) -> io::Result<u64> {
+    // The common case while following: nothing new, and nothing to open or read.
+    if len <= from {
+        return Ok(from);
+    }
     let mut file = File::open(path)?;
     let mut end = len;
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; (len - from).min(1 << 16) as usize];
     while end > from {
         let start = end.saturating_sub(buf.len() as u64).max(from);
         let part = &mut buf[..(end - start) as usize];
