@@ -132,7 +132,9 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
         }
         marks.flush();
         inputs.advance_to(next);
-        worker.step_while(|| probe.less_than(&next));
+        // Parks while there is nothing to do (the other workers' messages wake it): spinning
+        // would hold a core that the worker it waits for, or the sink, needs.
+        worker.step_or_park_while(None, || probe.less_than(&next));
     }
     Ok(())
 }
