@@ -158,20 +158,37 @@ pub fn digest_windows(windows: Vec<WindowDigest>) -> TableDigest {
 /// The table digest over window digests given in ascending (start, end) order, without
 /// building the list.
 pub fn table_digest<'a>(windows: impl IntoIterator<Item = &'a WindowDigest>) -> String {
-    let mut table = Sha256::new();
-    let mut text = Vec::with_capacity(HASH_BLOCK + 256);
+    table_digest_from(Sha256::new(), windows, |_, _| {})
+}
+
+/// Windows between two checkpoints of the table digest's hash.
+pub const TABLE_MARK_WINDOWS: usize = 32;
+
+/// The table digest over `windows` (ascending), hashed on from `table`, the state after the
+/// windows before them; `mark` is given every [`TABLE_MARK_WINDOWS`]th window after the first
+/// with the state before its line, a checkpoint to hash on from later.
+pub fn table_digest_from<'a>(
+    mut table: Sha256,
+    windows: impl IntoIterator<Item = &'a WindowDigest>,
+    mut mark: impl FnMut(&WindowDigest, &Sha256),
+) -> String {
+    let mut text = Vec::with_capacity(4096);
     let mut number = itoa::Buffer::new();
-    for w in windows {
+    for (i, w) in windows.into_iter().enumerate() {
+        if i > 0 && i % TABLE_MARK_WINDOWS == 0 {
+            table.update(&text);
+            text.clear();
+            mark(w, &table);
+        } else if text.len() >= HASH_BLOCK {
+            table.update(&text);
+            text.clear();
+        }
         text.extend_from_slice(number.format(w.start).as_bytes());
         text.push(b':');
         text.extend_from_slice(number.format(w.end).as_bytes());
         text.push(b':');
         text.extend_from_slice(w.digest.as_bytes());
         text.push(b'\n');
-        if text.len() >= HASH_BLOCK {
-            table.update(&text);
-            text.clear();
-        }
     }
     table.update(&text);
     hex(&table.finalize())

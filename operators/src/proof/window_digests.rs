@@ -15,6 +15,7 @@ use std::io::{self, Write};
 
 use compact_str::CompactString;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::data::agg::AggRow;
 use crate::data::decimal::Scale;
@@ -25,7 +26,7 @@ use crate::output::rows::{SnapshotFormat, write_changelog};
 use crate::output::table::{EpochChanges, Rows, Table};
 use crate::proof::digest::{
     TableDigest, WindowDigest, WindowMarks, digest_table, digest_window, digest_windows,
-    table_digest,
+    table_digest_from,
 };
 
 /// A window whose digest an epoch changed ([`DigestedTable::refresh_digests`]).
@@ -53,6 +54,11 @@ pub struct WindowDigests {
     all_dirty: bool,
     /// Digests of the windows that closed and left memory, in window order.
     closed: Vec<WindowDigest>,
+    /// Checkpoints of the table digest's hash over the lines of `closed`, then `remembered`:
+    /// the state before each key's line. One stays valid while no window before its key
+    /// changes, so a change re-hashes the table's lines from the last checkpoint at or before
+    /// the least window changed instead of from the first.
+    table_marks: BTreeMap<Window, Sha256>,
 }
 
 impl WindowDigests {
@@ -80,11 +86,28 @@ impl WindowDigests {
         let digests = digest_table(done, scale).windows;
         for digest in &digests {
             let window = window_of(digest);
+            // A closed window moves from `remembered` to `closed`: the table's lines stay as
+            // they were, unless its remembered digest was not current.
+            if self.remembered.get(&window) != Some(digest) {
+                self.changed_line(window);
+            }
             self.remembered.remove(&window);
             self.marks.remove(&window);
             self.dirty.remove(&window);
         }
         self.closed.extend(digests);
+    }
+
+    /// Notes that the table digest's line of `window` changed (or appeared, or went): the
+    /// checkpoints after it are stale.
+    fn changed_line(&mut self, window: Window) {
+        if self
+            .table_marks
+            .last_key_value()
+            .is_some_and(|(last, _)| *last > window)
+        {
+            self.table_marks.retain(|key, _| *key <= window);
+        }
     }
 
     /// The current digest of each of `windows` (`None` for a window without rows), each
@@ -239,6 +262,7 @@ impl DigestedTable {
                 }
             };
             if old != new {
+                digests.changed_line(window);
                 changes.push(DigestChange {
                     window,
                     old: old.map(|d| d.digest),
@@ -287,10 +311,32 @@ impl DigestedTable {
     }
 
     /// The table digest from the remembered window digests: current right after
-    /// [`DigestedTable::refresh_digests`], without copying the window list.
-    pub fn table_digest(&self) -> String {
-        let digests = &self.digests;
-        table_digest(digests.closed.iter().chain(digests.remembered.values()))
+    /// [`DigestedTable::refresh_digests`]. Hashes the windows' lines from the last checkpoint
+    /// still valid, and takes new checkpoints on the way.
+    pub fn table_digest(&mut self) -> String {
+        let WindowDigests {
+            remembered,
+            closed,
+            table_marks,
+            ..
+        } = &mut self.digests;
+        let (windows, start): (Box<dyn Iterator<Item = &WindowDigest>>, _) =
+            match table_marks.last_key_value() {
+                Some((from, state)) => {
+                    let first_closed = closed.partition_point(|c| window_of(c) < *from);
+                    let windows = closed[first_closed..]
+                        .iter()
+                        .chain(remembered.range(*from..).map(|(_, d)| d));
+                    (Box::new(windows), state.clone())
+                }
+                None => (
+                    Box::new(closed.iter().chain(remembered.values())),
+                    Sha256::new(),
+                ),
+            };
+        table_digest_from(start, windows, |window, state| {
+            table_marks.insert(window_of(window), state.clone());
+        })
     }
 
     /// Remembers the window digests of `digest` (from [`DigestedTable::digest`] since the last
@@ -301,9 +347,15 @@ impl DigestedTable {
             .iter()
             .map(|d| (window_of(d), d.clone()))
             .collect();
-        // The checkpoints of windows changed since they were taken are stale.
+        // The checkpoints of windows changed since they were taken are stale, and so are the
+        // table's after the least of them.
         if digests.all_dirty {
             digests.marks.clear();
+            digests.table_marks.clear();
+        }
+        if let Some(least) = digests.dirty.keys().next() {
+            let least = *least;
+            digests.changed_line(least);
         }
         for window in digests.dirty.keys() {
             digests.marks.remove(window);
@@ -519,6 +571,79 @@ mod tests {
                     table.refresh_digests();
                 }
                 proptest::prop_assert_eq!(table.table_digest(), expected.table.clone());
+            }
+        }
+
+        /// Many small windows (several checkpoints of the table digest's hash), changed
+        /// epoch by epoch, some epochs after a snapshot's digests were remembered, and the
+        /// earliest windows closing and leaving memory now and then: the table digest after
+        /// every epoch equals a recompute over every row, closed or not.
+        #[test]
+        fn table_digests_hashed_from_checkpoints_equal_a_recompute(
+            windows in 1usize..200,
+            epochs in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0usize..200, 0usize..4, 0u8..3), 1..12),
+                    0u8..4,
+                ),
+                1..12,
+            ),
+        ) {
+            let key = |k: usize| format!("k{k}");
+            let path = std::env::temp_dir().join(format!(
+                "amend-table-marks-{}-{windows}-{}",
+                std::process::id(),
+                epochs.len()
+            ));
+            let mut table = DigestedTable::new(Scale::DEFAULT);
+            table.spill_closed(File::create(&path).unwrap(), SnapshotFormat::JsonLines);
+            let _ = std::fs::remove_file(&path);
+            let mut current: BTreeMap<(usize, usize), i128> = BTreeMap::new();
+            let epoch0: Vec<_> = (0..windows)
+                .map(|w| {
+                    current.insert((w, 0), w as i128);
+                    (row(w as i64 * 60_000, &key(0), 1, w as i128), 1)
+                })
+                .collect();
+            let mut out = Vec::new();
+            table.apply_epoch(0, epoch0, &mut out).unwrap();
+            table.refresh_digests();
+            let mut first_open = 0;
+            for (e, (changes, what)) in epochs.iter().enumerate() {
+                let mut epoch = Vec::new();
+                let mut touched = std::collections::BTreeSet::new();
+                for &(w, k, op) in changes {
+                    // Closed windows no longer change.
+                    if w < first_open || !touched.insert((w, k)) {
+                        continue;
+                    }
+                    let start = w as i64 * 60_000;
+                    if let Some(old) = current.remove(&(w, k)) {
+                        epoch.push((row(start, &key(k), 1, old), -1));
+                    }
+                    if op > 0 {
+                        let value = (e * 7 + k) as i128;
+                        current.insert((w, k), value);
+                        epoch.push((row(start, &key(k), 1, value), 1));
+                    }
+                }
+                table.apply_epoch(e as u64 + 1, epoch, &mut out).unwrap();
+                if *what == 0 {
+                    let digest = table.digest();
+                    table.remember_digests(&digest);
+                } else {
+                    table.refresh_digests();
+                }
+                let all: Rows = current
+                    .iter()
+                    .map(|(&(w, k), &v)| row(w as i64 * 60_000, &key(k), 1, v))
+                    .collect();
+                let expected = digest_table(&all, table.table().scale());
+                proptest::prop_assert_eq!(table.table_digest(), expected.table);
+                if *what == 3 {
+                    first_open += 1 + e % 7;
+                    table.close_windows(first_open as i64 * 60_000).unwrap();
+                }
             }
         }
     }
