@@ -52,14 +52,28 @@ impl Agg {
 pub type AggRow = ((Window, CompactString), Agg);
 
 /// The state of one group: its values with multiplicities, and running count and sum.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// 80 bytes: with its key, a group fills a 128-byte allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
     /// Distinct values, ascending, each with a non-zero multiplicity; most groups have one,
     /// held inline.
     values: SmallVec<[(Decimal, i64); 1]>,
+    /// The exact sum if `sum_fits`, else 0 (then recomputed on each change). Not an
+    /// `Option<i128>`, which would take 32 bytes.
+    sum: i128,
     count: i64,
-    /// The exact sum, or `None` while it does not fit (then recomputed on each change).
-    sum: Option<i128>,
+    sum_fits: bool,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            values: SmallVec::new(),
+            sum: 0,
+            count: 0,
+            sum_fits: true,
+        }
+    }
 }
 
 impl Group {
@@ -79,10 +93,11 @@ impl Group {
         // The running sum is the exact sum of the current values whenever it is `Some`; once it
         // does not fit, it is recomputed until it fits again.
         let delta = value.0.checked_mul(i128::from(diff));
-        self.sum = match (self.sum, delta) {
-            (Some(sum), Some(delta)) => sum.checked_add(delta),
+        let sum = match (self.sum_fits, delta) {
+            (true, Some(delta)) => self.sum.checked_add(delta),
             _ => self.exact_sum(),
         };
+        (self.sum, self.sum_fits) = (sum.unwrap_or(0), sum.is_some());
     }
 
     /// Whether no value is held.
@@ -108,7 +123,7 @@ impl Group {
         }
         Some(Agg {
             count: self.count as u64,
-            sum: self.sum.map(Decimal),
+            sum: self.sum_fits.then_some(Decimal(self.sum)),
             min: min.0,
             max: max.0,
         })
@@ -148,6 +163,12 @@ mod tests {
         group.update(Decimal(5), -1);
         assert_eq!(group.agg(), None);
         assert!(group.is_empty());
+    }
+
+    #[test]
+    fn a_group_and_its_key_fill_128_bytes() {
+        type Keyed = ((Window, CompactString), Group);
+        assert_eq!(std::mem::size_of::<Keyed>(), 128);
     }
 
     #[test]
