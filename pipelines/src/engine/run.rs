@@ -74,10 +74,12 @@ pub fn run(
     let epoch_rxs = Arc::new(Mutex::new(epoch_rxs));
     let records_read = Arc::new(AtomicU64::new(0));
 
+    let written = Arc::new(AtomicU64::new(0));
     let planner_thread = spawn_planner(
         planner,
         config.poll_interval,
         Arc::clone(&stop),
+        Arc::clone(&written),
         planned_tx,
         epoch_txs,
     );
@@ -140,6 +142,7 @@ pub fn run(
                 .follow
                 .then_some((&mut next_snapshot, config.snapshot_interval));
             sink.release(false, periodic)?;
+            written.store(sink.open_epoch(), Ordering::Release);
             if config.follow && Instant::now() >= next_snapshot && !sink.mid_epoch() {
                 sink.snapshot()?;
                 next_snapshot = Instant::now() + config.snapshot_interval;
@@ -149,6 +152,10 @@ pub fn run(
         Ok(())
     })();
     progress.finish();
+    if result.is_err() {
+        // Nothing more will be written: the planner stops, and with it the workers.
+        stop.store(true, Ordering::Relaxed);
+    }
     for worker in guards.join() {
         worker
             .map_err(|e| anyhow!("a worker failed: {e}"))?
@@ -191,17 +198,27 @@ fn stop_on_signals(follow: bool) -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// Epochs planned ahead of those the sink has written, at most. When the sink is the slowest
+/// stage, input waits, and the next epoch takes all that arrived meanwhile: fewer, larger
+/// epochs, instead of a sink falling behind with ever more small ones held in memory.
+const SINK_LAG: u64 = 2;
+
 /// Plans epochs on a thread of its own until the inputs end or `stop` is set, sending each to
-/// the sink and to every worker.
+/// the sink and to every worker; never more than [`SINK_LAG`] ahead of the epochs `written`.
 fn spawn_planner(
     mut planner: Planner,
     poll: Duration,
     stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
     planned_tx: mpsc::Sender<Planned>,
     epoch_txs: Vec<EpochSender>,
 ) -> std::thread::JoinHandle<anyhow::Result<()>> {
     std::thread::spawn(move || -> anyhow::Result<()> {
         while !stop.load(Ordering::Relaxed) {
+            if planner.next_epoch() >= written.load(Ordering::Acquire) + SINK_LAG {
+                std::thread::sleep(poll.min(Duration::from_millis(1)));
+                continue;
+            }
             let epochs = planner.poll()?;
             if epochs.is_empty() {
                 if planner.finished() {

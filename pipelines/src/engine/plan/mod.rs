@@ -131,6 +131,11 @@ impl Planner {
         Ok(self)
     }
 
+    /// The number the next epoch planned will have.
+    pub fn next_epoch(&self) -> u64 {
+        self.planning.next_epoch
+    }
+
     /// Whether every input is read and no more will come.
     pub fn finished(&self) -> bool {
         self.started && self.sources.iter().all(|source| source.done())
