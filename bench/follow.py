@@ -17,7 +17,11 @@ corrections) into bench/data/, then:
 - plain: the time of a plain `amend aggregate` over the same files, for the ratio to a batch;
 - stream: `amend gen --out - --events STREAM_EVENTS | amend aggregate --follow --input -
   --allowed-lateness 1h`, sampling the aggregate process's RSS (VmRSS) and the records read
-  (epochs.jsonl) every second: the curve of RSS against records.
+  (epochs.jsonl) every second: the curve of RSS against records, its peak against its steady
+  level (the median once a quarter of the records is read); then the same records written to
+  a file and aggregated by a batch run with the same flags: the stream's rate against the
+  batch's (the stream's includes `amend gen` producing it on the same cores), and the late
+  records of each (the file is one epoch, so none of its records is late).
 
 Prints Markdown tables: p50, p99 and max of each latency, the medians of the batches, the
 ratio, and the RSS curve. Small sizes make a smoke run: --events 100000 --injections 20
@@ -262,16 +266,28 @@ def rss_bytes(pid):
     return None
 
 
+def gen_stream_args(args):
+    """`amend gen` arguments of the stream."""
+    return ["gen", "--out", "-", "--events", str(args.stream_events), "--keys",
+            str(args.stream_keys), "--span", args.stream_span, "--max-delay",
+            args.stream_max_delay, "--corrections", "0.01", "--seed", "1"]
+
+
+def aggregate_args(args, out):
+    """The stream's `amend aggregate` arguments after the input."""
+    return ["--allowed-lateness", args.allowed_lateness, "--window", "tumbling:1m", "--workers",
+            str(args.workers), "--snapshot-interval", args.stream_snapshot_interval, "--quiet",
+            "--out", out]
+
+
 def stream(amend, args, work):
+    """The stream through a pipe, sampled every --sample seconds; then the same records as a
+    file through a batch run. Returns (stream records/s, batch records/s)."""
     out = os.path.join(work, "stream")
-    gen = subprocess.Popen([amend, "gen", "--out", "-", "--events", str(args.stream_events),
-                            "--keys", str(args.stream_keys), "--span", args.stream_span, "--max-delay",
-                            args.stream_max_delay, "--corrections", "0.01", "--seed", "1"],
-                           stdout=subprocess.PIPE)
-    agg = subprocess.Popen([amend, "aggregate", "--follow", "--input", "-", "--allowed-lateness",
-                            args.allowed_lateness, "--window", "tumbling:1m", "--workers",
-                            str(args.workers), "--snapshot-interval", args.stream_snapshot_interval, "--quiet",
-                            "--out", out], stdin=gen.stdout, stdout=subprocess.DEVNULL)
+    gen = subprocess.Popen([amend] + gen_stream_args(args), stdout=subprocess.PIPE)
+    agg = subprocess.Popen([amend, "aggregate", "--follow", "--input", "-"]
+                           + aggregate_args(args, out), stdin=gen.stdout,
+                           stdout=subprocess.DEVNULL)
     gen.stdout.close()  # amend owns the pipe now: gen sees a broken pipe if amend exits
     epochs = Epochs(os.path.join(out, "epochs.jsonl"))
     start = time.monotonic()
@@ -287,13 +303,17 @@ def stream(amend, args, work):
                             rss, last.get("state_ids"), last.get("state_groups")))
         gen_peak = max(gen_peak, gen_rss or 0)
         time.sleep(args.sample)
+    seconds = time.monotonic() - start
     gen.wait()
     if agg.returncode != 0 or gen.returncode != 0:
         sys.exit(f"stream: gen exited {gen.returncode}, amend aggregate {agg.returncode}")
     epochs.poll()
     total = sum(e.get("records", 0) for e in epochs.lines)
+    with open(os.path.join(out, "summary.json")) as f:
+        stream_late = json.load(f)["records_late"]
     print(f"\nstream: {total:,} records in {len(epochs.lines)} epochs, "
-          f"{time.monotonic() - start:.1f} s; gen peak RSS {gen_peak / 2**20:.0f} MiB")
+          f"{seconds:.1f} s, {total / seconds:,.0f} records/s; gen peak RSS "
+          f"{gen_peak / 2**20:.0f} MiB")
     print()
     print("| seconds | records read | RSS MiB | state_ids | state_groups |")
     print("|---|---|---|---|---|")
@@ -301,7 +321,32 @@ def stream(amend, args, work):
     for i, (t, records, rss, state_ids, state_groups) in enumerate(samples):
         if i % step == 0 or i == len(samples) - 1:
             print(f"| {t:.1f} | {records:,} | {rss / 2**20:,.0f} | {state_ids} | {state_groups} |")
+    # The steady level: the median RSS once a quarter of the records has been read.
+    steady = [rss for _, records, rss, _, _ in samples if records >= total / 4]
+    if steady:
+        peak = max(rss for _, _, rss, _, _ in samples)
+        level = statistics.median(steady)
+        print(f"\nRSS: peak {peak / 2**20:,.0f} MiB, steady (median after a quarter of the "
+              f"records) {level / 2**20:,.0f} MiB, peak / steady {peak / level:.2f}")
     shutil.rmtree(out, ignore_errors=True)
+
+    # The same records as a file, through a batch run with the same flags.
+    path = os.path.join(work, "stream.jsonl")
+    with open(path, "wb") as f:
+        sh([amend] + gen_stream_args(args), stdout=f)
+    start = time.monotonic()
+    sh([amend, "aggregate", "--input", path] + aggregate_args(args, out), stdout=subprocess.DEVNULL)
+    batch = time.monotonic() - start
+    with open(os.path.join(out, "summary.json")) as f:
+        batch_late = json.load(f)["records_late"]
+    os.remove(path)
+    shutil.rmtree(out, ignore_errors=True)
+    # The file is one epoch, so none of its records is late; the stream is cut into epochs,
+    # and a record later than the lateness behind the epochs before it is.
+    print(f"batch over the same records as a file: {batch:.1f} s, {total / batch:,.0f} "
+          f"records/s; stream / batch rate {batch / seconds:.2f}; late records: stream "
+          f"{stream_late:,}, batch {batch_late:,}")
+    return total / seconds, total / batch
 
 
 def main():
