@@ -1296,6 +1296,31 @@ fn follow_with_a_missing_input_or_a_bad_flag_exits_with_one_line() {
     }
 }
 
+/// An output that cannot be written (here the changelog is /dev/full: "no space left") ends a
+/// followed run with one line and exit 1, instead of it waiting for more input.
+#[test]
+fn follow_exits_with_one_line_when_an_output_cannot_be_written() {
+    let dir = TestDir::new();
+    dir.create("events.jsonl", rec("a", "k", T0, 1).line() + "\n");
+    std::fs::create_dir(dir.join("out")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.join("out/changelog.jsonl")).unwrap();
+    let args = [
+        "--input",
+        "events.jsonl",
+        "--follow",
+        "--window",
+        "tumbling:1m",
+        "--out",
+        "out",
+        "--quiet",
+    ];
+    let (got, stderr) = run_to_end(&dir, &args);
+    assert_eq!(got, Some(1), "stderr:\n{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr:\n{stderr}");
+    assert!(stderr.contains("changelog.jsonl"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn complete_lines_leave_out_a_line_being_written() {
     let lines: Vec<&str> = complete_lines("a\nb\nc").collect();
