@@ -109,6 +109,7 @@ except ImportError:
     duckdb = None
 sys.path.append(HERE)
 import follow  # noqa: E402  (dataset, Epochs, Ids, MIX, inject, percentile)
+import reconcile  # noqa: E402  (timed_cpu)
 
 
 def pinned_version():
@@ -512,24 +513,11 @@ def run_duckdb(variant, events, corrections, out, check=False):
 # ---------------------------------------------------------------------------------------------
 # Runs, each a timed process.
 
-def timed(cmd):
-    """Runs cmd under GNU time; returns (wall seconds, CPU seconds (user + system), peak RSS
-    bytes, exit code)."""
-    with tempfile.NamedTemporaryFile() as timing:
-        start = time.monotonic()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", timing.name] + cmd,
-                              stdout=subprocess.DEVNULL)
-        seconds = time.monotonic() - start
-        with open(timing.name) as f:
-            user, system, rss_kb = f.read().split()[-3:]
-    return seconds, float(user) + float(system), int(rss_kb) * 1024, proc.returncode
-
-
 def amend_full(amend, data, workers, work, keep=False, name=None):
     """One `amend aggregate` over the dataset; returns its figures. With `keep`, its output
     directory stays (figures["out"])."""
     out = os.path.join(work, (name or f"amend-{workers}") + ("-kept" if keep else ""))
-    seconds, cpu, rss, code = timed(
+    seconds, cpu, rss, code = reconcile.timed_cpu(
         [amend, "aggregate", "--input", os.path.join(data, "events.jsonl"),
          "--corrections", os.path.join(data, "corrections.jsonl"), "--window", "tumbling:1m",
          "--workers", str(workers), "--quiet", "--out", out])
@@ -552,7 +540,7 @@ def duckdb_full(variant, events, corrections, work, keep=False, check=False):
     its output directory stays (figures["out"]); `check` is run_duckdb's."""
     out = os.path.join(work, f"duckdb-{variant}" + ("-kept" if keep else ""))
     os.makedirs(out)
-    seconds, cpu, rss, code = timed(
+    seconds, cpu, rss, code = reconcile.timed_cpu(
         [sys.executable, os.path.abspath(__file__), "--run-duckdb", variant,
          "--events-file", events, "--corrections-file", corrections, "--out", out]
         + (["--check"] if check else []))

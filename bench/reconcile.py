@@ -93,16 +93,23 @@ def published_table(amend, data, wrong, workers):
     return path, planted
 
 
-def timed(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS bytes, exit code)."""
+def timed_cpu(cmd):
+    """Runs cmd under GNU time; returns (wall seconds, CPU seconds (user + system), peak RSS
+    bytes, exit code)."""
     with tempfile.NamedTemporaryFile() as timing:
         start = time.monotonic()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", timing.name] + cmd,
+        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", timing.name] + cmd,
                               stdout=subprocess.DEVNULL)
         seconds = time.monotonic() - start
         with open(timing.name) as f:
-            rss_kb = int(f.read().split()[-1])
-    return seconds, rss_kb * 1024, proc.returncode
+            user, system, rss_kb = f.read().split()[-3:]
+    return seconds, float(user) + float(system), int(rss_kb) * 1024, proc.returncode
+
+
+def timed(cmd):
+    """Runs cmd; returns (wall seconds, peak RSS bytes, exit code)."""
+    seconds, _, rss, code = timed_cpu(cmd)
+    return seconds, rss, code
 
 
 def batch(amend, args, data, published, planted):
