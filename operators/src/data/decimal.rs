@@ -439,6 +439,28 @@ struct Rendered {
     len: usize,
 }
 
+/// Writes `n`'s decimal digits into `digits` so that they end just before `end`, two digits
+/// per division; returns where they start.
+#[inline]
+fn digits_before(digits: &mut [u8], end: usize, mut n: u64) -> usize {
+    let mut pos = end;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        pos -= 2;
+        digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        pos -= 2;
+        digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        pos -= 1;
+        digits[pos] = b'0' + n as u8;
+    }
+    pos
+}
+
 impl Rendered {
     #[inline]
     fn new(value: Decimal, scale: Scale) -> Rendered {
@@ -477,23 +499,9 @@ impl Rendered {
 
     /// Appends `n` in decimal, zero-padded on the left to at least `width` digits.
     #[inline]
-    fn push_digits(&mut self, mut n: u64, width: usize) {
+    fn push_digits(&mut self, n: u64, width: usize) {
         let mut digits = [b'0'; 20];
-        let mut pos = digits.len();
-        while n >= 100 {
-            let pair = (n % 100) as usize * 2;
-            n /= 100;
-            pos -= 2;
-            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        }
-        if n >= 10 {
-            let pair = n as usize * 2;
-            pos -= 2;
-            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        } else {
-            pos -= 1;
-            digits[pos] = b'0' + n as u8;
-        }
+        let pos = digits_before(&mut digits, 20, n);
         let start = pos.min(digits.len() - width);
         self.push(&digits[start..]);
     }
@@ -517,22 +525,7 @@ impl Rendered {
                 chunk /= 10;
             }
         }
-        // Two digits per division.
-        let mut rest = magnitude as u64;
-        while rest >= 100 {
-            let pair = (rest % 100) as usize * 2;
-            rest /= 100;
-            pos -= 2;
-            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        }
-        if rest >= 10 {
-            let pair = rest as usize * 2;
-            pos -= 2;
-            digits[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        } else {
-            pos -= 1;
-            digits[pos] = b'0' + rest as u8;
-        }
+        let pos = digits_before(&mut digits, pos, magnitude as u64);
         // At least one integer digit before the fraction.
         let width = (WIDTH - pos).max(scale + 1);
         let (int, frac) = digits[WIDTH - width..].split_at(width - scale);
