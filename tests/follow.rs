@@ -1284,16 +1284,22 @@ fn follow_with_a_missing_input_or_a_bad_flag_exits_with_one_line() {
             "out",
             "--quiet",
         ]);
-        let (got, stderr) = run_to_end(&dir, &args);
-        let what = format!(
-            "amend aggregate {}\nexit code {got:?}\nstderr:\n{stderr}",
-            args.join(" ")
-        );
-        assert_eq!(got, Some(*code), "{what}");
-        assert_eq!(stderr.lines().count(), 1, "one line on stderr\n{what}");
-        assert!(stderr.contains(mention), "stderr names {mention}\n{what}");
-        assert!(!stderr.contains("panicked"), "{what}");
+        exits_with_one_line(&dir, &args, *code, mention);
     }
+}
+
+/// Runs `amend aggregate ARGS` to its end and checks it exits `code` with one line on stderr
+/// that names `mention`, and no panic.
+fn exits_with_one_line(dir: &TestDir, args: &[&str], code: i32, mention: &str) {
+    let (got, stderr) = run_to_end(dir, args);
+    let what = format!(
+        "amend aggregate {}\nexit code {got:?}\nstderr:\n{stderr}",
+        args.join(" ")
+    );
+    assert_eq!(got, Some(code), "{what}");
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr\n{what}");
+    assert!(stderr.contains(mention), "stderr names {mention}\n{what}");
+    assert!(!stderr.contains("panicked"), "{what}");
 }
 
 /// An output that cannot be written (here the changelog is /dev/full: "no space left") ends a
@@ -1314,11 +1320,7 @@ fn follow_exits_with_one_line_when_an_output_cannot_be_written() {
         "out",
         "--quiet",
     ];
-    let (got, stderr) = run_to_end(&dir, &args);
-    assert_eq!(got, Some(1), "stderr:\n{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line on stderr:\n{stderr}");
-    assert!(stderr.contains("changelog.jsonl"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    exits_with_one_line(&dir, &args, 1, "changelog.jsonl");
 }
 
 #[test]
