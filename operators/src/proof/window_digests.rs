@@ -512,6 +512,35 @@ mod tests {
         );
     }
 
+    /// Epoch `e`'s changes to the rows `current` (by window and key index), each (window,
+    /// key, op) taken once and none in a window before `first_open`: the row's old value
+    /// retracted, and with an op above 0 a new value inserted.
+    fn epoch_changes(
+        current: &mut BTreeMap<(usize, usize), i128>,
+        changes: &[(usize, usize, u8)],
+        e: usize,
+        first_open: usize,
+        key: impl Fn(usize) -> String,
+    ) -> Vec<(AggRow, isize)> {
+        let mut epoch = Vec::new();
+        let mut touched = std::collections::BTreeSet::new();
+        for &(w, k, op) in changes {
+            if w < first_open || !touched.insert((w, k)) {
+                continue;
+            }
+            let start = w as i64 * 60_000;
+            if let Some(old) = current.remove(&(w, k)) {
+                epoch.push((row(start, &key(k), 1, old), -1));
+            }
+            if op > 0 {
+                let value = (e * 7 + k) as i128;
+                current.insert((w, k), value);
+                epoch.push((row(start, &key(k), 1, value), 1));
+            }
+        }
+        epoch
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
@@ -545,22 +574,7 @@ mod tests {
             let expected = digest_table(table.table().rows(), table.table().scale());
             proptest::prop_assert_eq!(table.table_digest(), expected.table.clone());
             for (e, (changes, remember)) in epochs.iter().enumerate() {
-                let mut epoch = Vec::new();
-                let mut touched = std::collections::BTreeSet::new();
-                for &(w, k, what) in changes {
-                    if !touched.insert((w, k)) {
-                        continue;
-                    }
-                    let start = w as i64 * 60_000;
-                    if let Some(old) = current.remove(&(w, k)) {
-                        epoch.push((row(start, &key(k), 1, old), -1));
-                    }
-                    if what > 0 {
-                        let value = (e * 7 + k) as i128;
-                        current.insert((w, k), value);
-                        epoch.push((row(start, &key(k), 1, value), 1));
-                    }
-                }
+                let epoch = epoch_changes(&mut current, changes, e, 0, key);
                 table.apply_epoch(e as u64 + 1, epoch, &mut out).unwrap();
                 let expected = digest_table(table.table().rows(), table.table().scale());
                 if *remember {
@@ -610,23 +624,8 @@ mod tests {
             table.refresh_digests();
             let mut first_open = 0;
             for (e, (changes, what)) in epochs.iter().enumerate() {
-                let mut epoch = Vec::new();
-                let mut touched = std::collections::BTreeSet::new();
-                for &(w, k, op) in changes {
-                    // Closed windows no longer change.
-                    if w < first_open || !touched.insert((w, k)) {
-                        continue;
-                    }
-                    let start = w as i64 * 60_000;
-                    if let Some(old) = current.remove(&(w, k)) {
-                        epoch.push((row(start, &key(k), 1, old), -1));
-                    }
-                    if op > 0 {
-                        let value = (e * 7 + k) as i128;
-                        current.insert((w, k), value);
-                        epoch.push((row(start, &key(k), 1, value), 1));
-                    }
-                }
+                // Closed windows no longer change.
+                let epoch = epoch_changes(&mut current, changes, e, first_open, key);
                 table.apply_epoch(e as u64 + 1, epoch, &mut out).unwrap();
                 if *what == 0 {
                     let digest = table.digest();
