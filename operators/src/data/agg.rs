@@ -106,6 +106,11 @@ impl Group {
         self.values.is_empty()
     }
 
+    /// The distinct values, ascending, with their multiplicities.
+    pub fn values(&self) -> impl Iterator<Item = (Decimal, i64)> + '_ {
+        self.values.iter().copied()
+    }
+
     /// The sum recomputed from the values, `None` if it does not fit.
     fn exact_sum(&self) -> Option<i128> {
         self.values.iter().try_fold(0i128, |sum, (v, n)| {

@@ -25,6 +25,7 @@ use crate::data::event::Time;
 use crate::data::time::Millis;
 use crate::data::window::Window;
 use crate::incremental::assign_windows::WindowedValue;
+use crate::incremental::durable::{Durable, Entries, Store, decode};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -69,7 +70,8 @@ pub trait Aggregate<'scope> {
 
 impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
     fn aggregate(self) -> VecCollection<'scope, Time, AggRow> {
-        aggregate(self, None, Vec::new(), GroupState::new(false))
+        let state = GroupState::new(false);
+        aggregate(self, None, Vec::new(), state, Store::default())
     }
 
     fn aggregate_within(
@@ -81,7 +83,8 @@ impl<'scope> Aggregate<'scope> for VecCollection<'scope, Time, WindowedValue> {
             s.len() as i64
         })];
         let state = GroupState::new(bounds.lateness.is_bounded());
-        aggregate(self, Some((marks, bounds.lateness)), gauges, state)
+        let store = bounds.store.clone();
+        aggregate(self, Some((marks, bounds.lateness)), gauges, state, store)
     }
 }
 
@@ -90,6 +93,7 @@ fn aggregate<'scope>(
     marks: Option<(Marks<'scope>, crate::incremental::watermark::Lateness)>,
     gauges: Vec<Gauge<GroupState>>,
     state: GroupState,
+    store: Store,
 ) -> VecCollection<'scope, Time, AggRow> {
     let exchange = Exchange::new(|update: &(WindowedValue, Time, isize)| (update.0).0.hashed());
     let spec = Spec {
@@ -97,6 +101,7 @@ fn aggregate<'scope>(
         marks,
         ready: Ready::Complete,
         gauges,
+        store,
     };
     per_time(values, exchange, spec, state)
 }
@@ -174,6 +179,24 @@ impl GroupState {
             entry.remove();
         }
         (before, after)
+    }
+}
+
+impl Durable for GroupState {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.groups.iter().try_for_each(|entry| {
+            let (key, group) = &**entry;
+            let values: Vec<(Decimal, i64)> = group.values().collect();
+            out.put(key.hashed(), &(key, values))
+        })
+    }
+
+    fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        let (key, values): (GroupKey, Vec<(Decimal, i64)>) = decode(entry)?;
+        let hasher = &self.hasher;
+        self.groups.reserve(1, |entry| hasher.hash_one(&entry.0));
+        self.update(&key, values.into_iter().map(|(v, n)| (v, n as isize)));
+        Ok(())
     }
 }
 

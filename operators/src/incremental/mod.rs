@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod assign_windows;
+pub mod durable;
 pub(crate) mod expiry;
 pub(crate) mod per_time;
 pub mod resolve;

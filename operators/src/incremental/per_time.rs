@@ -19,7 +19,9 @@
 //! Without marks (an operator that knows no event time) every horizon is unknown: `apply`
 //! gets `None`, and nothing is released.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -32,10 +34,11 @@ use timely::progress::frontier::MutableAntichain;
 
 use crate::data::event::{Time, epoch_of};
 use crate::data::time::Millis;
+use crate::incremental::durable::{Durable, Entries, Saved, Store};
 use crate::incremental::watermark::{Horizons, Lateness, Marks};
 
 /// An operator's state and what one complete time's updates do to it.
-pub(crate) trait PerTime: 'static {
+pub(crate) trait PerTime: Durable + 'static {
     /// The data of the operator's input collection.
     type Input: Clone + 'static;
     /// What is held of an update until its time may be acted on.
@@ -114,6 +117,8 @@ pub(crate) struct Spec<'scope, S> {
     pub ready: Ready,
     /// Where the operator reports what it holds.
     pub gauges: Vec<Gauge<S>>,
+    /// Where checkpoints find its state, and a resumed run's state comes from.
+    pub store: Store,
 }
 
 /// Builds the operator `spec` describes around `state`, its input distributed by `pact`.
@@ -132,20 +137,27 @@ where
         marks,
         ready,
         gauges,
+        store,
     } = spec;
     let lateness = marks.as_ref().map(|(_, l)| *l).unwrap_or_default();
-    let mut driver = Driver {
+    let driver = Rc::new(RefCell::new(Driver {
         state,
         horizons: Horizons::new(lateness),
         pending: BTreeMap::new(),
         ready,
         gauges,
-    };
+    }));
+    // A resumed run loads its state, and the marks the checkpointed epochs had sent.
+    if let Some((time, mark)) = store.register(name, &driver, |d| &mut d.state) {
+        driver.borrow_mut().horizons.push(time, mark);
+    }
+    driver.borrow_mut().report();
     let stream = match marks {
         None => input.inner.unary_frontier(pact, name, move |_, _| {
             // No marks: their frontier is empty from the start.
             let no_marks = MutableAntichain::new();
             move |(input, frontier), output| {
+                let mut driver = driver.borrow_mut();
                 input.for_each(|capability, data| driver.hold(capability, data));
                 driver.step(frontier, &no_marks, output);
             }
@@ -155,6 +167,7 @@ where
                 .inner
                 .binary_frontier(marks, pact, Pipeline, name, move |_, _| {
                     move |(input, frontier), (marks, marks_frontier), output| {
+                        let mut driver = driver.borrow_mut();
                         marks.for_each(|_, data| driver.horizons.extend(data.drain(..)));
                         input.for_each(|capability, data| driver.hold(capability, data));
                         driver.step(frontier, marks_frontier, output);
@@ -163,6 +176,12 @@ where
         }
     };
     stream.as_collection()
+}
+
+impl<S: PerTime> Saved for Driver<S> {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.state.save(out)
+    }
 }
 
 /// The state of one operator on one worker, with its held updates and horizons.

@@ -25,6 +25,7 @@ use timely::dataflow::channels::pact::Exchange;
 use crate::data::event::{Event, Time};
 use crate::data::time::Millis;
 use crate::data::window::WindowSpec;
+use crate::incremental::durable::{Durable, Entries, Store, decode};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -70,7 +71,7 @@ pub trait ResolveIds<'scope> {
 
 impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
     fn resolve_ids(self) -> VecCollection<'scope, Time, Event> {
-        resolve(self, None, Vec::new(), IdState::default())
+        resolve(self, None, Vec::new(), IdState::default(), Store::default())
     }
 
     fn resolve_ids_within(
@@ -80,7 +81,8 @@ impl<'scope> ResolveIds<'scope> for VecCollection<'scope, Time, Event> {
     ) -> VecCollection<'scope, Time, Event> {
         let gauges = vec![Gauge::new(&bounds.state.ids, |s: &IdState| s.len() as i64)];
         let state = IdState::new(bounds.lateness.is_bounded().then_some(bounds.window));
-        resolve(self, Some((marks, bounds.lateness)), gauges, state)
+        let store = bounds.store.clone();
+        resolve(self, Some((marks, bounds.lateness)), gauges, state, store)
     }
 }
 
@@ -89,6 +91,7 @@ fn resolve<'scope>(
     marks: Option<(Marks<'scope>, crate::Lateness)>,
     gauges: Vec<Gauge<IdState>>,
     state: IdState,
+    store: Store,
 ) -> VecCollection<'scope, Time, Event> {
     let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
     let spec = Spec {
@@ -96,6 +99,7 @@ fn resolve<'scope>(
         marks,
         ready: Ready::Complete,
         gauges,
+        store,
     };
     per_time(records, exchange, spec, state)
 }
@@ -167,6 +171,19 @@ impl IdState {
                 window.expiry(e.ts) <= horizon
             });
         }
+    }
+}
+
+impl Durable for IdState {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.current
+            .iter()
+            .try_for_each(|e| out.put(e.id.hashed(), &**e))
+    }
+
+    fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        self.offer(&decode::<Event>(entry)?);
+        Ok(())
     }
 }
 

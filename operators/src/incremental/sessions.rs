@@ -39,6 +39,7 @@ use crate::data::decimal::Decimal;
 use crate::data::event::{Event, Op, Time};
 use crate::data::time::Millis;
 use crate::data::window::Window;
+use crate::incremental::durable::{Durable, Entries, Store, decode};
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Lateness, Marks};
 
@@ -46,7 +47,7 @@ use crate::incremental::watermark::{Bounds, Lateness, Marks};
 pub type SessionUpdate = (CompactString, Millis, Decimal, i64);
 
 /// One session of a key: its last record's time (its start is the map key), and its row.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Session {
     last: Millis,
     /// `None` when the session has no valid row (multiplicities below zero, which only a
@@ -55,7 +56,7 @@ struct Session {
 }
 
 /// The records and sessions of one key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     key: CompactString,
     /// `(ts, value)` → multiplicity (never zero), ordered by time, then value.
@@ -464,7 +465,8 @@ pub trait Sessions<'scope> {
 
 impl<'scope> Sessions<'scope> for VecCollection<'scope, Time, Event> {
     fn sessions(self, gap: Millis) -> VecCollection<'scope, Time, AggRow> {
-        sessions(self, None, Vec::new(), SessionState::new(gap))
+        let state = SessionState::new(gap);
+        sessions(self, None, Vec::new(), state, Store::default())
     }
 
     fn sessions_within(
@@ -477,7 +479,8 @@ impl<'scope> Sessions<'scope> for VecCollection<'scope, Time, Event> {
             s.records() as i64
         })];
         let marks = Some((marks, bounds.lateness));
-        sessions(self, marks, gauges, SessionState::new(gap))
+        let store = bounds.store.clone();
+        sessions(self, marks, gauges, SessionState::new(gap), store)
     }
 }
 
@@ -486,6 +489,7 @@ fn sessions<'scope>(
     marks: Option<(Marks<'scope>, Lateness)>,
     gauges: Vec<Gauge<SessionState>>,
     state: SessionState,
+    store: Store,
 ) -> VecCollection<'scope, Time, AggRow> {
     let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.key.hashed());
     let spec = Spec {
@@ -493,8 +497,31 @@ fn sessions<'scope>(
         marks,
         ready: Ready::Complete,
         gauges,
+        store,
     };
     per_time(current, exchange, spec, state)
+}
+
+impl Durable for SessionState {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.keys
+            .iter()
+            .try_for_each(|state| out.put(state.key.hashed(), &**state))
+    }
+
+    fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        let state: KeyState = decode(entry)?;
+        self.records += state.records.values().sum::<i64>();
+        self.sessions += state.sessions.len();
+        if let Some((_, first)) = state.sessions.first_key_value() {
+            self.first_ends.insert((first.last, state.key.clone()));
+        }
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(state.key.as_str());
+        self.keys
+            .insert_unique(hash, Box::new(state), |s| hasher.hash_one(s.key.as_str()));
+        Ok(())
+    }
 }
 
 impl PerTime for SessionState {

@@ -14,6 +14,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use crate::data::event::{Event, Time};
 use crate::data::time::Millis;
 use crate::data::window::WindowSpec;
+use crate::incremental::durable::{Durable, Entries};
 use crate::incremental::per_time::{At, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
 
@@ -54,6 +55,7 @@ impl<'scope> SplitLate<'scope> for VecCollection<'scope, Time, Event> {
             marks: Some((marks, bounds.lateness)),
             ready: Ready::HorizonKnown,
             gauges: Vec::new(),
+            store: bounds.store.clone(),
         };
         let judged = per_time(self, Pipeline, spec, Judge(bounds.window));
         let on_time = judged.clone().flat_map(Result::ok);
@@ -64,6 +66,17 @@ impl<'scope> SplitLate<'scope> for VecCollection<'scope, Time, Event> {
 
 /// Judges records by the expiry their windows give them.
 struct Judge(WindowSpec);
+
+/// A judge holds no state: a checkpoint keeps only its horizons.
+impl Durable for Judge {
+    fn save(&self, _out: &mut Entries<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn load(&mut self, _entry: &[u8]) -> Result<(), bincode::Error> {
+        Ok(())
+    }
+}
 
 impl PerTime for Judge {
     type Input = Event;

@@ -69,6 +69,8 @@ pub struct Bounds {
     pub lateness: Lateness,
     /// Where operators count the state they hold.
     pub state: StateGauges,
+    /// Where checkpoints find the operators' state.
+    pub store: crate::incremental::durable::Store,
 }
 
 /// Counts of what the operators of one process hold, for the dataflow's own accounting of its

@@ -35,7 +35,7 @@ pub enum GapTableError {
 }
 
 /// The current gap tables, as the changes build them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct GapTable {
     /// (source, from) to `to`.
     gaps: BTreeMap<(String, u64), u64>,

@@ -152,6 +152,15 @@ impl Table {
         }
     }
 
+    /// A table holding `rows`, between two epochs (as a checkpoint saved it).
+    pub fn with_rows(scale: Scale, rows: Rows) -> Self {
+        Table {
+            empty_before: rows.is_empty(),
+            rows,
+            ..Table::new(scale)
+        }
+    }
+
     /// The scale decimals print at.
     pub fn scale(&self) -> Scale {
         self.scale

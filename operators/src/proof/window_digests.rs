@@ -171,6 +171,21 @@ impl DigestedTable {
         &self.table
     }
 
+    /// A table holding `rows` between two epochs (as a checkpoint saved it), its window
+    /// digests computed and remembered.
+    pub fn with_rows(scale: Scale, rows: crate::output::table::Rows) -> Self {
+        let mut table = DigestedTable {
+            table: Table::with_rows(scale, rows),
+            digests: WindowDigests {
+                all_dirty: true,
+                ..WindowDigests::default()
+            },
+        };
+        let digest = table.digest();
+        table.remember_digests(&digest);
+        table
+    }
+
     /// See [`Table::spill_closed`].
     pub fn spill_closed(&mut self, file: File, format: SnapshotFormat) {
         self.table.spill_closed(file, format);

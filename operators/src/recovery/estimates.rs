@@ -30,6 +30,7 @@ use crate::data::decimal::Decimal;
 use crate::data::event::Time;
 use crate::data::time::Millis;
 use crate::data::window::{Window, WindowSpec};
+use crate::incremental::durable::{Durable, Entries, Store, decode};
 use crate::incremental::per_time::{At, PerTime, Ready, Spec, per_time};
 
 /// How empty windows are estimated (`--fill`).
@@ -179,6 +180,7 @@ pub trait Estimates<'scope> {
         fill: Fill,
         step: Millis,
         max_windows: u64,
+        store: &Store,
     ) -> VecCollection<'scope, Time, EstimateRow>;
 }
 
@@ -188,6 +190,7 @@ impl<'scope> Estimates<'scope> for VecCollection<'scope, Time, AggRow> {
         fill: Fill,
         step: Millis,
         max_windows: u64,
+        store: &Store,
     ) -> VecCollection<'scope, Time, EstimateRow> {
         let exchange = Exchange::new(|update: &(AggRow, Time, isize)| (update.0).0.1.hashed());
         let spec = Spec {
@@ -195,6 +198,7 @@ impl<'scope> Estimates<'scope> for VecCollection<'scope, Time, AggRow> {
             marks: None,
             ready: Ready::Complete,
             gauges: Vec::new(),
+            store: store.clone(),
         };
         per_time(
             self,
@@ -231,6 +235,20 @@ impl EstimateState {
             Some(rows) => estimate_key(self.fill, self.step, self.max_windows, rows),
             None => Vec::new(),
         }
+    }
+}
+
+impl Durable for EstimateState {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.keys
+            .iter()
+            .try_for_each(|key| out.put(key.0.hashed(), &key))
+    }
+
+    fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        let (key, rows): (CompactString, BTreeMap<Window, Agg>) = decode(entry)?;
+        self.keys.insert(key, rows);
+        Ok(())
     }
 }
 

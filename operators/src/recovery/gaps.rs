@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 
 use crate::data::event::{Sighting, Time};
+use crate::incremental::durable::{Durable, Entries, Store, decode};
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 
 /// One row of the gap tables; see the module documentation.
@@ -68,7 +69,7 @@ pub enum GapRow {
 }
 
 /// A set of `u64`s as disjoint, non-adjacent inclusive ranges.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeqRanges {
     /// Range start to range end (inclusive); between two ranges lies at least one number.
     ranges: BTreeMap<u64, u64>,
@@ -155,6 +156,8 @@ pub struct GapOptions {
     pub duplicates: bool,
     /// Where the operator counts its state.
     pub gauges: GapGauges,
+    /// Where checkpoints find the state.
+    pub store: Store,
 }
 
 /// Counts of what the gap operators of one process hold (not RSS).
@@ -175,7 +178,7 @@ impl GapGauges {
 }
 
 /// Per source state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct SourceState {
     seen: SeqRanges,
     /// With duplicate detection: the hash of the first id seen with each number.
@@ -275,8 +278,25 @@ impl<'scope> DetectGaps<'scope> for VecCollection<'scope, Time, Sighting> {
                 Gauge::new(&gauges.ranges, |s: &GapState| s.ranges as i64),
                 Gauge::new(&gauges.seqs, |s: &GapState| s.seqs as i64),
             ],
+            store: options.store.clone(),
         };
         per_time(self, exchange, spec, GapState::new(options.duplicates))
+    }
+}
+
+impl Durable for GapState {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.sources
+            .iter()
+            .try_for_each(|(name, state)| out.put(name.hashed(), &(name, state)))
+    }
+
+    fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        let (name, state): (CompactString, SourceState) = decode(entry)?;
+        self.ranges += state.seen.len();
+        self.seqs += state.first_id.len();
+        self.sources.insert(name, state);
+        Ok(())
     }
 }
 

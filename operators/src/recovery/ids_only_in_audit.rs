@@ -18,22 +18,24 @@ use hashbrown::hash_table::{Entry, HashTable};
 use timely::dataflow::channels::pact::Exchange;
 
 use crate::data::event::{Event, Time};
+use crate::incremental::durable::{Durable, Entries, Store, decode};
 use crate::incremental::per_time::{At, PerTime, Ready, Spec, per_time};
 
 /// Counts the ids only audit logs had.
 pub trait IdsOnlyInAudit<'scope> {
     /// One `()` per id whose every record came from an audit log.
-    fn ids_only_in_audit(self) -> VecCollection<'scope, Time, ()>;
+    fn ids_only_in_audit(self, store: &Store) -> VecCollection<'scope, Time, ()>;
 }
 
 impl<'scope> IdsOnlyInAudit<'scope> for VecCollection<'scope, Time, Event> {
-    fn ids_only_in_audit(self) -> VecCollection<'scope, Time, ()> {
+    fn ids_only_in_audit(self, store: &Store) -> VecCollection<'scope, Time, ()> {
         let exchange = Exchange::new(|update: &(Event, Time, isize)| update.0.id.hashed());
         let spec = Spec {
             name: "IdsOnlyInAudit",
             marks: None,
             ready: Ready::Complete,
             gauges: Vec::new(),
+            store: store.clone(),
         };
         per_time(self, exchange, spec, OriginState::default())
     }
@@ -79,6 +81,23 @@ impl OriginState {
     /// Whether no id was seen.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+}
+
+impl Durable for OriginState {
+    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
+        self.ids
+            .iter()
+            .try_for_each(|id| out.put(id.0.hashed(), id))
+    }
+
+    fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        let (id, main): (CompactString, bool) = decode(entry)?;
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(id.as_str());
+        self.ids
+            .insert_unique(hash, (id, main), |(seen, _)| hasher.hash_one(seen.as_str()));
+        Ok(())
     }
 }
 
@@ -144,7 +163,11 @@ mod tests {
         ];
         let captured = timely::example(move |scope| {
             let (mut input, events) = scope.new_collection::<Event, isize>();
-            let output = events.ids_only_in_audit().consolidate().inner.capture();
+            let output = events
+                .ids_only_in_audit(&Store::default())
+                .consolidate()
+                .inner
+                .capture();
             for (time, record) in records {
                 input.advance_to(time);
                 input.insert(record);
