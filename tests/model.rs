@@ -57,7 +57,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-use check::{Options, check_case};
+use check::{Options, check_case, run, run_with, same_outputs, write_inputs};
 use history::{Case, KEYS, Params, Step};
 use reference::{Agg, Lateness, Model, Record, Windows, canonical, hex, mean, rfc3339, sha256};
 
@@ -389,6 +389,67 @@ proptest! {
             Options { workers: 4, batch: batches.1, csv: false },
         ];
         check_case(&case, &runs).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// Checkpoints: a run over the first `at` files with `--checkpoint-dir`, then a run over all
+/// of them (with another worker count) that resumes from its checkpoint, writes the same
+/// outputs as one run straight through; the first run's checkpoint is of a random epoch.
+fn check_resume(case: &Case, at: usize, workers: (usize, usize)) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = write_inputs(case, &dir.path().join("in"));
+    let opts = |workers| Options {
+        workers,
+        batch: 100_000,
+        csv: false,
+    };
+    let straight = run(case, &inputs, &dir.path().join("straight"), opts(1))?;
+    let out = dir.path().join("resumed");
+    let ckpt = vec![
+        "--checkpoint-dir".to_string(),
+        dir.path().join("ckpt").display().to_string(),
+        "--checkpoint-interval".into(),
+        "0".into(),
+    ];
+    let at = at.clamp(1, inputs.len());
+    run_with(case, &inputs[..at], &out, opts(workers.0), &ckpt)?;
+    let resumed = run_with(case, &inputs, &out, opts(workers.1), &ckpt)?;
+    same_outputs(&straight, &resumed).map_err(|e| {
+        format!(
+            "resumed after {at} of {} files, {workers:?} workers: {e}
+{}",
+            inputs.len(),
+            case.dump()
+        )
+    })?;
+    let read_by_run = resumed.summary["run_records_read"].as_u64();
+    let all = straight.summary["records_read"].as_u64();
+    let before = read_by_run.zip(all).map(|(r, a)| a - r);
+    if at == inputs.len() && read_by_run != Some(0) {
+        return Err(format!(
+            "a resume with nothing new read {read_by_run:?} records"
+        ));
+    }
+    if before.is_none() {
+        return Err("summary.json lacks run_records_read".into());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// A resume from a checkpoint of a random epoch, with more inputs and another worker
+    /// count, gives the outputs of a run straight through; also with lateness.
+    #[test]
+    fn resuming_from_a_checkpoint_matches_a_run_straight_through(
+        case in case(&WINDOWS),
+        live in live_case(),
+        at in 1usize..=4,
+        workers in (1usize..=3, 1usize..=3),
+    ) {
+        check_resume(&case, at, workers).map_err(TestCaseError::fail)?;
+        check_resume(&live, at, workers).map_err(TestCaseError::fail)?;
     }
 }
 

@@ -140,8 +140,15 @@ pub fn paragraph(summary: &Summary, config: &AggregateConfig) -> String {
     } else {
         String::new()
     };
+    let resumed = match summary.run.resumed_after_epoch {
+        Some(epoch) => format!(
+            " (resumed after epoch {epoch}: {} read by this run)",
+            summary.run.run_records_read
+        ),
+        None => String::new(),
+    };
     format!(
-        "amend aggregate: read {} records in {} epoch(s) in {:.2} s ({:.0} records/s, {} worker(s)): \
+        "amend aggregate: read {} records{resumed} in {} epoch(s) in {:.2} s ({:.0} records/s, {} worker(s)): \
          {} accepted{late}, {} dead-lettered{dead}{skipped}.{audit} \
          {} ids current, {} deleted. The table has {} rows in {} windows ({out}/{}); \
          {} changelog lines; table digest {}.",

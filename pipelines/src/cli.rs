@@ -90,6 +90,22 @@ pub enum Command {
     ///
     /// Example: amend verify out/digests.json warehouse-export.csv
     Verify(VerifyArgs),
+    /// List the checkpoints of a --checkpoint-dir, newest first: epoch, time written, inputs and positions, bytes, and whether each is intact.
+    ///
+    /// Example: amend checkpoints ckpt/
+    Checkpoints(CheckpointsArgs),
+}
+
+/// Flags of `amend checkpoints`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckpointsArgs {
+    /// The checkpoint directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How snapshot files are read, for `amend digest` and `amend verify`.
@@ -472,6 +488,44 @@ pub struct AggregateArgs {
     /// Replay slices and audit-log recovery.
     #[command(flatten)]
     pub recovery: RecoveryArgs,
+
+    /// Checkpoints and epochs.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+}
+
+/// Checkpoints: state saved at epoch boundaries, from which a restarted run resumes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CheckpointArgs {
+    /// Save checkpoints in DIR, and resume from the newest intact one there: a restarted run (after kill -9, a reboot, or with more inputs added after the checkpointed ones) goes on where it stopped, and every output line is written exactly once.
+    #[arg(long, value_name = "DIR", help_heading = "Checkpoints")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Take a checkpoint at most this often (0: after every epoch); one is always taken when the run ends or is stopped by SIGINT or SIGTERM.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "Checkpoints"
+    )]
+    pub checkpoint_interval: String,
+
+    /// Committed checkpoints kept; a damaged newest one falls back to the one before.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        help_heading = "Checkpoints"
+    )]
+    pub checkpoints_retained: usize,
+
+    /// Remove the checkpoints in --checkpoint-dir and start over.
+    #[arg(long, requires = "checkpoint_dir", help_heading = "Checkpoints")]
+    pub from_scratch: bool,
+
+    /// Split large files into epochs of about SIZE bytes at line boundaries (e.g. 64MiB), so that a long batch run checkpoints inside a file; changes the changelog's epoch numbering, never the final table.
+    #[arg(long, value_name = "SIZE", help_heading = "Checkpoints")]
+    pub epoch_bytes: Option<String>,
 }
 
 /// Settings of gap detection, for `amend gaps` and `amend aggregate --gaps`.
@@ -596,6 +650,10 @@ pub struct GapsArgs {
     /// Replay slices and audit-log recovery.
     #[command(flatten)]
     pub recovery: RecoveryArgs,
+
+    /// Checkpoints and epochs.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
 }
 
 impl GapsArgs {
@@ -628,6 +686,7 @@ impl GapsArgs {
             fill: None,
             fill_max_windows: 1440,
             recovery: self.recovery.clone(),
+            checkpoint: self.checkpoint.clone(),
         }
     }
 }

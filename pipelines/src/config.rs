@@ -17,6 +17,7 @@ use crate::UsageError;
 use crate::aggregate::AggregateConfig;
 use crate::cli::{AggregateArgs, FillArg, GapsArgs, ReconcileArgs, SnapshotFormatArg};
 use crate::engine::Recovery;
+use crate::engine::checkpoint::CheckpointConfig;
 use crate::engine::{EngineConfig, Input, TableSpec};
 use crate::gaps::{GapSettings, GapsConfig};
 use crate::reconcile::{ReconcileConfig, ReconcileSettings};
@@ -26,7 +27,8 @@ impl AggregateConfig {
     pub fn from_args(args: &AggregateArgs) -> anyhow::Result<AggregateConfig> {
         let usage = |text: String| anyhow::Error::new(UsageError(text));
         let window = WindowSpec::parse(&args.window).map_err(|e| usage(format!("--window {e}")))?;
-        let engine = EngineConfig::from_args(args)?;
+        let mut engine = EngineConfig::from_args(args)?;
+        engine.checkpoint = checkpoint_config("aggregate", args, &engine, &[])?;
         if args.fill.is_some() && matches!(window, WindowSpec::Session { .. }) {
             return Err(usage(
                 "--fill estimates empty windows between a key's observed ones; session windows \
@@ -145,15 +147,123 @@ impl EngineConfig {
             poll_interval,
             snapshot_interval,
             lateness,
+            epoch_bytes: match &args.checkpoint.epoch_bytes {
+                Some(text) => {
+                    Some(parse_size(text).map_err(|e| usage(format!("--epoch-bytes {e}")))?)
+                }
+                None => None,
+            },
+            checkpoint: None,
         })
     }
+}
+
+/// A size in bytes: a number, optionally followed by K, M or G (KiB, MiB, GiB; powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{text}: a size is a number of bytes, optionally with K, M or G"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text}: must be a positive number of bytes"))
+}
+
+/// The checkpoint settings of a run of `command` with `args`: the flags that change results
+/// are its fingerprint, which a resumed run must share.
+pub fn checkpoint_config(
+    command: &str,
+    args: &AggregateArgs,
+    engine: &EngineConfig,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Option<CheckpointConfig>> {
+    let usage = |text: String| anyhow::Error::new(UsageError(text));
+    let c = &args.checkpoint;
+    let Some(dir) = c.checkpoint_dir.clone() else {
+        return Ok(None);
+    };
+    let interval = if c.checkpoint_interval.trim_start_matches('0').is_empty()
+        || c.checkpoint_interval
+            .trim_start_matches('0')
+            .chars()
+            .all(|ch| ch.is_ascii_alphabetic())
+    {
+        Duration::ZERO
+    } else {
+        let ms = parse_duration(&c.checkpoint_interval)
+            .map_err(|e| usage(format!("--checkpoint-interval {e}")))?;
+        Duration::from_millis(ms as u64)
+    };
+    if c.checkpoints_retained == 0 {
+        return Err(usage("--checkpoints-retained 0: must be at least 1".into()));
+    }
+    let out = std::path::absolute(&engine.out).unwrap_or_else(|_| engine.out.clone());
+    let r = &args.recovery;
+    let mut settings: std::collections::BTreeMap<String, String> = [
+        ("command", command.to_string()),
+        ("--out", out.display().to_string()),
+        ("--window", args.window.clone()),
+        ("--scale", args.scale.to_string()),
+        ("--id-field", args.id_field.clone()),
+        ("--key-field", args.key_field.clone()),
+        ("--time-field", args.time_field.clone()),
+        ("--value-field", args.value_field.clone()),
+        ("--max-line-bytes", args.max_line_bytes.to_string()),
+        (
+            "--max-out-of-orderness",
+            format!("{}ms", engine.lateness.max_out_of_orderness),
+        ),
+        (
+            "--allowed-lateness",
+            format!("{:?}", engine.lateness.allowed),
+        ),
+        (
+            "--fill",
+            format!("{:?} {}", args.fill, args.fill_max_windows),
+        ),
+        ("--snapshot-format", format!("{:?}", args.snapshot_format)),
+        ("--gaps", format!("{} {:?}", args.gaps, args.gap)),
+        ("replay and audit logs", format!("{:?}", engine.recovery)),
+        ("recovery flags", format!("{r:?}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let inputs = args
+        .input
+        .iter()
+        .chain(&args.corrections)
+        .map(|p| p.display().to_string())
+        .collect();
+    Ok(Some(CheckpointConfig {
+        dir,
+        interval,
+        retained: c.checkpoints_retained,
+        from_scratch: c.from_scratch,
+        settings,
+        inputs,
+    }))
 }
 
 impl ReconcileConfig {
     /// Validates the flags of `amend reconcile`: the aggregate job and the published table.
     pub fn from_args(args: &ReconcileArgs) -> anyhow::Result<ReconcileConfig> {
         let usage = |text: String| anyhow::Error::new(UsageError(text));
-        let aggregate = AggregateConfig::from_args(&args.aggregate)?;
+        let mut aggregate = AggregateConfig::from_args(&args.aggregate)?;
         let p = &args.published;
         let tolerance = Decimal::parse(&p.tolerance, aggregate.engine.scale)
             .ok()
@@ -190,6 +300,9 @@ impl ReconcileConfig {
             tolerance,
             report_rows: p.report_rows,
         };
+        let extra = [("--published", format!("{p:?}"))];
+        aggregate.engine.checkpoint =
+            checkpoint_config("reconcile", &args.aggregate, &aggregate.engine, &extra)?;
         Ok(ReconcileConfig {
             aggregate,
             published,
@@ -201,8 +314,10 @@ impl GapsConfig {
     /// Validates the flags of `amend gaps`: the engine with gap detection on and no table.
     pub fn from_args(args: &GapsArgs) -> anyhow::Result<GapsConfig> {
         let args = args.to_aggregate_args();
+        let mut engine = EngineConfig::from_args(&args)?;
+        engine.checkpoint = checkpoint_config("gaps", &args, &engine, &[])?;
         Ok(GapsConfig {
-            engine: EngineConfig::from_args(&args)?,
+            engine,
             gaps: GapSettings {
                 duplicates: !args.gap.no_duplicates,
                 lag_threshold: args.gap.lag_threshold,

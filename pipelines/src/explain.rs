@@ -4,6 +4,7 @@
 //! worker with timely's logging on, and the operators and channels it logs are printed, with
 //! the points where records are exchanged between workers (and by what) marked.
 
+use amend_operators::incremental::durable::Store;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -90,7 +91,7 @@ pub fn explain(config: &AggregateConfig) -> anyhow::Result<String> {
         let mut marks = MarksInput::new();
         // The dataflow a run builds from the same flags.
         let inputs = worker.dataflow::<amend_operators::Time, _, _>(|scope| {
-            dataflow.build(scope, &probe, sink, &mut marks)
+            dataflow.build(scope, &probe, sink, (&mut marks, &Store::default()))
         });
         drop(inputs);
         drop(marks);

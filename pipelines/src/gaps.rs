@@ -146,6 +146,18 @@ impl GapFiles {
 }
 
 impl Writer for GapFiles {
+    fn appends(&mut self) -> Vec<&mut AppendFile> {
+        vec![&mut self.changelog]
+    }
+
+    fn save(&self) -> Vec<u64> {
+        vec![self.changelog_lines]
+    }
+
+    fn restore(&mut self, saved: &[u64]) {
+        self.changelog_lines = saved.first().copied().unwrap_or(0);
+    }
+
     fn epoch(&mut self, epoch: &ClosedEpoch<'_>) -> anyhow::Result<()> {
         let lines = self
             .changelog

@@ -162,6 +162,11 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
             run_gen(&args, &mut stdout)?;
             Ok(Outcome::Done)
         }
+        cli::Command::Checkpoints(args) => {
+            let listed = engine::checkpoint::list::list(&args.dir)?;
+            engine::checkpoint::list::write(&listed, args.json, &mut stdout)?;
+            Ok(Outcome::Done)
+        }
         cli::Command::Aggregate(_) | cli::Command::Gaps(_) | cli::Command::Reconcile(_) => {
             unreachable!("pipelines are run above")
         }

@@ -128,6 +128,18 @@ struct SummaryOut<'a> {
 }
 
 impl Writer for ReconcileFiles {
+    fn appends(&mut self) -> Vec<&mut AppendFile> {
+        self.changelog.iter_mut().collect()
+    }
+
+    fn save(&self) -> Vec<u64> {
+        vec![self.changelog_lines]
+    }
+
+    fn restore(&mut self, saved: &[u64]) {
+        self.changelog_lines = saved.first().copied().unwrap_or(0);
+    }
+
     fn needs(&self) -> Needs {
         // A comparison walks the whole table: no rows leave memory.
         Needs {

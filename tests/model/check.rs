@@ -49,6 +49,18 @@ pub fn write_inputs(case: &Case, dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `amend aggregate` on the files, writing into `out`, and reads what it wrote.
 pub fn run(case: &Case, inputs: &[PathBuf], out: &Path, opts: Options) -> Result<Outputs, String> {
+    run_with(case, inputs, out, opts, &[])
+}
+
+/// As [`run`], reading only the first `inputs` of the case's files (as `--input`, then
+/// `--corrections`, where the case splits them), with `extra` flags.
+pub fn run_with(
+    case: &Case,
+    inputs: &[PathBuf],
+    out: &Path,
+    opts: Options,
+    extra: &[String],
+) -> Result<Outputs, String> {
     let p = &case.params;
     let text = |p: &PathBuf| p.display().to_string();
     let split = p.inputs.clamp(1, inputs.len());
@@ -58,6 +70,7 @@ pub fn run(case: &Case, inputs: &[PathBuf], out: &Path, opts: Options) -> Result
         args.push("--corrections".into());
         args.extend(inputs[split..].iter().map(text));
     }
+    args.extend(extra.iter().cloned());
     for (flag, value) in [
         ("--window", Some(p.windows.flag())),
         ("--out", Some(out.display().to_string())),
@@ -565,6 +578,8 @@ pub fn same_outputs(a: &Outputs, b: &Outputs) -> Result<(), String> {
             "workers",
             "epoch_latency_ms_p50",
             "epoch_latency_ms_p99",
+            "run_records_read",
+            "resumed_after_epoch",
         ] {
             s.as_object_mut().map(|o| o.remove(field));
         }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 
 use amend_operators::event::Sighting;
+use amend_operators::incremental::durable::Store;
 use amend_operators::recovery::estimates::{EstimateRow, Estimates, lattice_step};
 use amend_operators::recovery::gaps::GapGauges;
 use amend_operators::time::Millis;
@@ -119,10 +120,10 @@ impl Dataflow {
         scope: Scope<'_, Time>,
         probe: &ProbeHandle<Time>,
         sink: mpsc::Sender<Captures>,
-        marks_in: &mut MarksInput,
+        (marks_in, store): (&mut MarksInput, &Store),
     ) -> Inputs {
         let marks = scope.input_from(marks_in).broadcast();
-        let (inputs, output) = self.updates(scope, marks);
+        let (inputs, output) = self.updates(scope, marks, store);
         output.inner.probe_with(probe).capture_into(sink);
         inputs
     }
@@ -132,6 +133,7 @@ impl Dataflow {
         &self,
         scope: Scope<'scope, Time>,
         marks: Marks<'scope>,
+        store: &Store,
     ) -> (Inputs, VecCollection<'scope, Time, Update>) {
         let (events_in, events) = scope.new_collection::<Event, isize>();
         let (dead_in, dead) = scope.new_collection::<DeadLetter, isize>();
@@ -148,6 +150,7 @@ impl Dataflow {
             let options = GapOptions {
                 duplicates,
                 gauges: self.gauges.gaps.clone(),
+                store: store.clone(),
             };
             output = output.concat(sightings.detect_gaps(&options).map(Update::Gap));
         }
@@ -158,10 +161,11 @@ impl Dataflow {
             window: spec.window,
             lateness: self.lateness,
             state: self.gauges.state.clone(),
+            store: store.clone(),
         };
         // Every accepted record, late ones too, says where its id was seen.
         if self.audit_logs {
-            let only_in_audit = events.clone().ids_only_in_audit();
+            let only_in_audit = events.clone().ids_only_in_audit(store);
             output = output.concat(only_in_audit.map(|()| Update::OnlyInAudit));
         }
         let events = if bounds.lateness.is_bounded() {
@@ -180,7 +184,7 @@ impl Dataflow {
                 .aggregate_within(marks, &bounds),
         };
         if let (Some((fill, max_windows)), Some(step)) = (spec.fill, lattice_step(spec.window)) {
-            let estimates = rows.clone().estimates(fill, step, max_windows);
+            let estimates = rows.clone().estimates(fill, step, max_windows, store);
             output = output.concat(estimates.map(Update::Estimate));
         }
         (inputs, output.concat(rows.map(Update::Row)))

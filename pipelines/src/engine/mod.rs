@@ -19,6 +19,7 @@
 //! writers of its outputs; the engine adds dead letters and the epoch index, which every run
 //! writes. docs/design/0006-engine.md draws the whole and says how to extend it.
 
+pub mod checkpoint;
 pub mod dataflow;
 pub mod plan;
 pub mod progress;
@@ -70,6 +71,10 @@ pub struct EngineConfig {
     pub snapshot_interval: Duration,
     /// Watermark and allowed lateness.
     pub lateness: Lateness,
+    /// Files are split into epochs of about this many bytes (`--epoch-bytes`).
+    pub epoch_bytes: Option<u64>,
+    /// Checkpoints (`--checkpoint-dir`).
+    pub checkpoint: Option<checkpoint::CheckpointConfig>,
 }
 
 impl EngineConfig {

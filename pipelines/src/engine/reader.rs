@@ -5,12 +5,20 @@
 //! feeds records into the dataflow in batches of `--batch-records`, each at its own internal
 //! time within the epoch. A worker starts an epoch only when the previous one has passed the
 //! whole dataflow, so reading never runs ahead of processing.
+//!
+//! With checkpoints, a worker saves its operators' state after each epoch the planner marks,
+//! once the epoch has passed the whole dataflow and before it reads the next, and after its
+//! last epoch; a resumed worker loads its share of the checkpoint's state as it builds the
+//! dataflow.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use amend_operators::event::{batch_time, epoch_end, epoch_start};
+use amend_operators::incremental::durable::{Restore, Store};
 use amend_operators::ingest::read::{Read, Reader};
 use amend_operators::ingest::source::Epoch;
 use amend_operators::time::Millis;
@@ -19,6 +27,9 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
 use crate::engine::EngineConfig;
+use crate::engine::checkpoint::manifest::{epoch_dir, write_part};
+use crate::engine::checkpoint::take::PartWritten;
+use crate::engine::checkpoint::{Resume, worker_part};
 use crate::engine::dataflow::{Captures, Dataflow, Inputs, MarksInput};
 
 /// Counts from one worker's reading of one epoch.
@@ -58,14 +69,49 @@ pub struct WorkerSetup<'a> {
     pub config: &'a EngineConfig,
     /// The dataflow to build.
     pub dataflow: &'a Dataflow,
-    /// Epochs from the planner.
-    pub epochs: mpsc::Receiver<Epoch>,
+    /// Epochs from the planner, each with whether a checkpoint follows it.
+    pub epochs: mpsc::Receiver<(Epoch, bool)>,
     /// Where the dataflow's output goes.
     pub output: mpsc::Sender<Captures>,
     /// Where each epoch's read counts go.
     pub stats: mpsc::Sender<ReadStats>,
     /// Records read so far, over all workers, for the progress line.
     pub records_read: &'a AtomicU64,
+    /// With checkpoints: where parts go, where their entries are reported, and the
+    /// checkpoint the run resumes from.
+    pub checkpoints: Option<(PathBuf, mpsc::Sender<PartWritten>, Option<Arc<Resume>>)>,
+}
+
+/// A worker's checkpoints: its store, and the epoch it saved last.
+struct Saving {
+    store: Store,
+    dir: PathBuf,
+    parts: mpsc::Sender<PartWritten>,
+    saved: Option<u64>,
+}
+
+impl Saving {
+    /// Writes this worker's part of the checkpoint of `epoch` and reports it to the sink.
+    fn save(&mut self, epoch: u64, index: usize) -> Result<(), String> {
+        let path = epoch_dir(&self.dir, epoch).join(worker_part(index));
+        let part =
+            write_part(&path, |out| self.store.save(out).map(drop)).map_err(|e| format!("{e:#}"));
+        let failed = part.as_ref().err().cloned();
+        let _ = self.parts.send(PartWritten { epoch, part });
+        self.saved = Some(epoch);
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// The store of worker `index` of `peers`: loaded with its share of `resume`'s state.
+fn store(resume: Option<&Resume>, index: usize, peers: usize) -> Store {
+    let Some(resume) = resume else {
+        return Store::new(None);
+    };
+    let (parts, filter) = resume.worker_parts(index, peers);
+    let keep = move |route: u64| !filter || route % peers as u64 == index as u64;
+    let max_ts = resume.manifest.max_ts;
+    Store::new(Some(Restore::new(parts, keep, resume.next_epoch(), max_ts)))
 }
 
 /// Runs one worker until the planner sends no more epochs.
@@ -77,12 +123,25 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
         output,
         stats,
         records_read,
+        checkpoints,
     } = setup;
+    let (index, peers) = (worker.index(), worker.peers());
+    let resume = checkpoints.as_ref().and_then(|(_, _, r)| r.clone());
+    let mut saving = checkpoints.map(|(dir, parts, _)| Saving {
+        store: store(resume.as_deref(), index, peers),
+        dir,
+        parts,
+        saved: None,
+    });
+    let no_store = Store::default();
+    let store = saving.as_ref().map_or(&no_store, |s| &s.store);
     let probe = ProbeHandle::new();
     let mut marks = MarksInput::new();
-    let mut inputs =
-        worker.dataflow::<Time, _, _>(|scope| dataflow.build(scope, &probe, output, &mut marks));
-    let (index, peers) = (worker.index(), worker.peers());
+    let mut inputs = worker
+        .dataflow::<Time, _, _>(|scope| dataflow.build(scope, &probe, output, (&mut marks, store)));
+    if let Some(error) = store.load_error() {
+        return Err(format!("cannot load the checkpoint: {error}"));
+    }
     let recovery = &config.recovery;
     let mut reader = Reader::new(
         config.names.clone(),
@@ -91,8 +150,10 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
         recovery.slice,
         config.max_line_bytes,
     );
-    let mut max_ts: Option<Millis> = None;
-    while let Some(epoch) = next_epoch(worker, &epochs) {
+    // Resumed, the greatest event time read before is every worker's: its marks say so.
+    let mut max_ts: Option<Millis> = resume.as_ref().and_then(|r| r.manifest.max_ts);
+    let mut last = None;
+    while let Some((epoch, checkpoint)) = next_epoch(worker, &epochs) {
         // The marks of this epoch's start were sent when the last epoch ended; past them, the
         // horizon of this epoch is known once every worker is here. The marks input waits at
         // the epoch's last time, which no batch reaches, so it holds back nothing of the epoch.
@@ -135,13 +196,26 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
         // Parks while there is nothing to do (the other workers' messages wake it): spinning
         // would hold a core that the worker it waits for, or the sink, needs.
         worker.step_or_park_while(None, || probe.less_than(&next));
+        last = Some(epoch.epoch);
+        if let Some(saving) = saving.as_mut().filter(|_| checkpoint) {
+            saving.save(epoch.epoch, index)?;
+        }
+    }
+    // The run ends with a checkpoint of its last epoch.
+    if let (Some(saving), Some(last)) = (saving.as_mut(), last)
+        && saving.saved != Some(last)
+    {
+        saving.save(last, index)?;
     }
     Ok(())
 }
 
 /// Waits for the next epoch, keeping the dataflow moving meanwhile; `None` when there are no
 /// more.
-fn next_epoch(worker: &mut Worker, epochs: &mpsc::Receiver<Epoch>) -> Option<Epoch> {
+fn next_epoch(
+    worker: &mut Worker,
+    epochs: &mpsc::Receiver<(Epoch, bool)>,
+) -> Option<(Epoch, bool)> {
     loop {
         match epochs.try_recv() {
             Ok(epoch) => return Some(epoch),

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 use amend_operators::ingest::source::Epoch;
 use anyhow::{Context, anyhow};
 
+use crate::engine::checkpoint::take::Checkpointer;
+use crate::engine::checkpoint::{self, Resume};
 use crate::engine::dataflow::{Dataflow, Gauges};
-use crate::engine::plan::Planner;
+use crate::engine::plan::{Input, PlanOptions, Planner, Reached};
 use crate::engine::progress::Progress;
 use crate::engine::reader::ReadStats;
 use crate::engine::reader::{WorkerSetup, run_worker};
@@ -45,9 +47,30 @@ pub fn run(
             .into_iter()
             .map(|writer| -> &mut dyn Writer { writer }),
     );
-    let planner = Planner::new(&config.inputs, config.follow)?
+    let resume = match &config.checkpoint {
+        Some(checkpoints) => {
+            if config.inputs.contains(&Input::Stdin) {
+                return Err(anyhow::Error::new(crate::UsageError(
+                    "--checkpoint-dir cannot resume standard input (`-`), which cannot be read \
+                     again: give files or directories"
+                        .into(),
+                )));
+            }
+            checkpoint::open(checkpoints, out)?.map(Arc::new)
+        }
+        None => None,
+    };
+    let mut options = plan_options(config, resume.as_deref());
+    if let (Some(checkpoints), None) = (&config.checkpoint, &resume)
+        && !checkpoints.from_scratch
+    {
+        // Killed before its first checkpoint: the epochs it wrote are planned as they were.
+        options.replay = checkpoint::replay(out, 0, 0);
+    }
+    let planner = Planner::with(&config.inputs, config.follow, options)?
         .with_audit_logs(&config.recovery.audit_logs)?;
-    let stop = stop_on_signals(config.follow)?;
+    let known = planner.known_files();
+    let stop = stop_on_signals(config.follow || config.checkpoint.is_some())?;
 
     let gauges = Gauges::default();
     let dataflow = Dataflow {
@@ -56,14 +79,31 @@ pub fn run(
         audit_logs: config.recovery.has_audit_logs(),
         gauges: gauges.clone(),
     };
+    let checkpointer = config.checkpoint.as_ref().map(|c| {
+        let committed = resume.as_ref().map(|r| r.manifest.epoch);
+        Checkpointer::new(c.clone(), config.workers, committed)
+    });
+    let mut sink = Sink::new(
+        config,
+        computations,
+        gauges.clone(),
+        all,
+        started,
+        (checkpointer, known),
+    )?;
+    sink.begin(resume.as_deref())?;
+    if let Some(resume) = &resume {
+        sink.resume(resume)?;
+    }
     let (output_tx, output_rx) = mpsc::channel();
     let (stats_tx, stats_rx) = mpsc::channel();
     let (planned_tx, planned_rx) = mpsc::channel();
+    let (parts_tx, parts_rx) = mpsc::channel();
     let mut epoch_txs = Vec::new();
     let mut epoch_rxs = Vec::new();
     for _ in 0..config.workers {
         // One epoch waits while the workers process the one before: reading never runs ahead.
-        let (tx, rx) = mpsc::sync_channel::<Epoch>(1);
+        let (tx, rx) = mpsc::sync_channel::<(Epoch, bool)>(1);
         let thread = Arc::new(OnceLock::new());
         epoch_txs.push(EpochSender {
             tx,
@@ -75,16 +115,21 @@ pub fn run(
     let records_read = Arc::new(AtomicU64::new(0));
 
     let written = Arc::new(AtomicU64::new(0));
+    let every = config.checkpoint.as_ref().map(|c| c.interval);
     let planner_thread = spawn_planner(
         planner,
-        config.poll_interval,
+        (config.poll_interval, every),
         Arc::clone(&stop),
         Arc::clone(&written),
         planned_tx,
         epoch_txs,
     );
 
-    let worker_config = Arc::new((config.clone(), dataflow));
+    let checkpoints = config
+        .checkpoint
+        .as_ref()
+        .map(|c| (c.dir.clone(), parts_tx, resume.clone()));
+    let worker_config = Arc::new((config.clone(), dataflow, checkpoints));
     let read_counter = Arc::clone(&records_read);
     let guards = timely::execute(config.timely(), move |worker| {
         let (epochs, thread) = epoch_rxs.lock().expect("not poisoned")[worker.index()]
@@ -92,7 +137,7 @@ pub fn run(
             .expect("one receiver per worker");
         // The planner wakes this thread when it sends an epoch.
         let _ = thread.set(std::thread::current());
-        let (config, dataflow) = &*worker_config;
+        let (config, dataflow, checkpoints) = &*worker_config;
         let setup = WorkerSetup {
             config,
             dataflow,
@@ -100,6 +145,7 @@ pub fn run(
             output: output_tx.clone(),
             stats: stats_tx.clone(),
             records_read: &read_counter,
+            checkpoints: checkpoints.clone(),
         };
         // A panic is a bug; report its message instead of an opaque payload.
         let run = || run_worker(worker, setup);
@@ -114,7 +160,6 @@ pub fn run(
     })
     .map_err(|e| anyhow!("cannot start timely workers: {e}"))?;
 
-    let mut sink = Sink::new(config, computations, gauges, all, started)?;
     let mut progress = Progress::new(config.progress);
     let mut next_snapshot = Instant::now() + config.snapshot_interval;
     let result = (|| -> anyhow::Result<()> {
@@ -132,6 +177,9 @@ pub fn run(
                 Err(mpsc::RecvTimeoutError::Disconnected) => true,
             };
             learn(&mut sink, &planned_rx, &stats_rx);
+            parts_rx
+                .try_iter()
+                .try_for_each(|part| sink.worker_part(part))?;
             sink.check()?;
             if disconnected {
                 break;
@@ -167,7 +215,42 @@ pub fn run(
         .map_err(|_| anyhow!("internal error: the planner panicked"))??;
     learn(&mut sink, &planned_rx, &stats_rx);
     sink.release(true, None)?;
+    sink.last_checkpoint()?;
+    parts_rx
+        .try_iter()
+        .try_for_each(|part| sink.worker_part(part))?;
+    anyhow::ensure!(
+        !sink.checkpoint_waiting(),
+        "internal error: a checkpoint misses workers' parts"
+    );
     sink.finish()
+}
+
+/// Where the planner starts: afresh, or where `resume` left off.
+fn plan_options(config: &EngineConfig, resume: Option<&Resume>) -> PlanOptions {
+    let mut options = PlanOptions {
+        epoch_bytes: config.epoch_bytes,
+        ..PlanOptions::default()
+    };
+    if let Some(resume) = resume {
+        let manifest = &resume.manifest;
+        options.next_epoch = resume.next_epoch();
+        options.next_index = manifest.next_index;
+        options.replay = resume.replay.clone();
+        options.reached = manifest
+            .files
+            .iter()
+            .map(|f| {
+                let reached = Reached {
+                    index: f.index,
+                    offset: f.offset,
+                    done: f.done,
+                };
+                (f.path.clone().into(), reached)
+            })
+            .collect();
+    }
+    options
 }
 
 /// Takes the planned epochs and read counts sent so far.
@@ -207,13 +290,14 @@ const SINK_LAG: u64 = 2;
 /// the sink and to every worker; never more than [`SINK_LAG`] ahead of the epochs `written`.
 fn spawn_planner(
     mut planner: Planner,
-    poll: Duration,
+    (poll, checkpoint_every): (Duration, Option<Duration>),
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
     planned_tx: mpsc::Sender<Planned>,
     epoch_txs: Vec<EpochSender>,
 ) -> std::thread::JoinHandle<anyhow::Result<()>> {
     std::thread::spawn(move || -> anyhow::Result<()> {
+        let mut next_checkpoint = checkpoint_every.map(|every| Instant::now() + every);
         while !stop.load(Ordering::Relaxed) {
             if planner.next_epoch() >= written.load(Ordering::Acquire) + SINK_LAG {
                 std::thread::sleep(poll.min(Duration::from_millis(1)));
@@ -228,14 +312,19 @@ fn spawn_planner(
                 continue;
             }
             for epoch in epochs {
+                // A checkpoint follows the first epoch planned once one is due.
+                let checkpoint = next_checkpoint.is_some_and(|due| Instant::now() >= due);
+                if checkpoint {
+                    next_checkpoint = checkpoint_every.map(|every| Instant::now() + every);
+                }
                 if planned_tx
-                    .send(Planned::of(&epoch, SystemTime::now()))
+                    .send(Planned::of(&epoch, SystemTime::now(), checkpoint))
                     .is_err()
                 {
                     return Ok(());
                 }
                 for tx in &epoch_txs {
-                    if tx.send(epoch.clone()).is_err() {
+                    if tx.send((epoch.clone(), checkpoint)).is_err() {
                         return Ok(()); // a worker stopped; its error is reported
                     }
                 }
@@ -248,13 +337,13 @@ fn spawn_planner(
 /// Sends epochs to one worker and wakes its thread, which may be parked waiting for work: an
 /// epoch starts at once instead of at the worker's next timeout.
 struct EpochSender {
-    tx: mpsc::SyncSender<Epoch>,
+    tx: mpsc::SyncSender<(Epoch, bool)>,
     /// The worker's thread, once it has started.
     thread: Arc<OnceLock<std::thread::Thread>>,
 }
 
 impl EpochSender {
-    fn send(&self, epoch: Epoch) -> Result<(), mpsc::SendError<Epoch>> {
+    fn send(&self, epoch: (Epoch, bool)) -> Result<(), mpsc::SendError<(Epoch, bool)>> {
         self.tx.send(epoch)?;
         if let Some(thread) = self.thread.get() {
             thread.unpark();

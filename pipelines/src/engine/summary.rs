@@ -41,10 +41,15 @@ pub struct RunStats {
     pub epochs: u64,
     /// Wall-clock seconds from start to all outputs written.
     pub elapsed_seconds: f64,
-    /// records_read / elapsed_seconds.
+    /// run_records_read / elapsed_seconds.
     pub records_per_second: f64,
     /// Timely workers.
     pub workers: usize,
+    /// Records this run read: records_read less what a checkpoint it resumed from had read.
+    pub run_records_read: u64,
+    /// The epoch of the checkpoint this run resumed from, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_after_epoch: Option<u64>,
 }
 
 /// What `amend aggregate` reports in `summary.json`.

@@ -41,35 +41,65 @@ impl DirSource {
         let files = dir_files(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot list directory: {e}", path.display()))?;
         for file in files {
-            let opened = InputFile::open(&file, planning.index()?)?;
-            source.files.push(FileSource::new(opened, follow));
+            let opened = InputFile::open(&file, planning.index(&file)?)?;
+            source.files.push(planning.open(opened, follow));
             source.seen.insert(file);
         }
         Ok(source)
+    }
+
+    /// Takes the files that are new in the directory.
+    fn scan(&mut self, planning: &mut Planning) -> io::Result<()> {
+        self.scanned = Some(Instant::now());
+        for file in dir_files(&self.path)? {
+            if self.seen.insert(file.clone()) {
+                let opened = InputFile::open(&file, planning.index(&file)?)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                self.files.push(planning.open(opened, true));
+            }
+        }
+        Ok(())
     }
 }
 
 impl Source for DirSource {
     fn poll(&mut self, planning: &mut Planning) -> io::Result<Vec<Epoch>> {
         if self.follow && self.scanned.is_none_or(|at| at.elapsed() >= DIR_SCAN_EVERY) {
-            self.scanned = Some(Instant::now());
-            for file in dir_files(&self.path)? {
-                if self.seen.insert(file.clone()) {
-                    let opened = InputFile::open(&file, planning.index()?)
-                        .map_err(|e| io::Error::other(e.to_string()))?;
-                    self.files.push(FileSource::new(opened, true));
-                }
-            }
+            self.scan(planning)?;
         }
         let mut epochs = Vec::new();
         for file in &mut self.files {
             epochs.extend(file.poll(planning)?);
+            if file.behind() {
+                break;
+            }
         }
         Ok(epochs)
     }
 
     fn done(&self) -> bool {
         !self.follow && self.files.iter().all(FileSource::done)
+    }
+
+    fn behind(&self) -> bool {
+        self.files.iter().any(|f| f.behind())
+    }
+
+    fn exact(
+        &mut self,
+        planning: &mut Planning,
+        path: &str,
+        span: (u64, Option<u64>),
+    ) -> io::Result<Option<Epoch>> {
+        if self.follow && !self.seen.iter().any(|p| p.display().to_string() == path) {
+            self.scan(planning)?;
+        }
+        for file in &mut self.files {
+            if let Some(epoch) = file.exact(planning, path, span)? {
+                return Ok(Some(epoch));
+            }
+        }
+        Ok(None)
     }
 }
 

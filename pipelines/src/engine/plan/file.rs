@@ -1,5 +1,7 @@
 //! A file as a source: one epoch of the whole file, then, when followed, one per growth by
-//! complete lines.
+//! complete lines. With `--epoch-bytes`, a large file (or growth) is split into epochs of about
+//! that many bytes at line boundaries; resumed from a checkpoint, a file is read from where the
+//! checkpoint left it.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use amend_operators::ingest::source::{Epoch, InputFile, Part};
 
-use super::{Planning, Source};
+use super::{Planning, Reached, Source};
 
 /// A file being read: what has been planned of it so far.
 pub(super) struct FileSource {
@@ -22,18 +24,56 @@ pub(super) struct FileSource {
     started: bool,
     /// Whether nothing more will be read (a gzip file is read once, whole).
     done: bool,
+    /// The most bytes one epoch takes, about (`--epoch-bytes`).
+    epoch_bytes: Option<u64>,
+    /// Whether its last poll left complete lines unplanned (an epoch was capped).
+    behind: bool,
 }
 
 impl FileSource {
-    /// `file`, followed if `follow` and it can be (a gzip file is read once, whole).
-    pub(super) fn new(file: InputFile, follow: bool) -> FileSource {
+    /// `file`, followed if `follow` and it can be (a gzip file is read once, whole), in epochs
+    /// of about `epoch_bytes`; from where `reached` says a checkpoint left it.
+    pub(super) fn new(
+        file: InputFile,
+        follow: bool,
+        epoch_bytes: Option<u64>,
+        reached: Option<Reached>,
+    ) -> FileSource {
         FileSource {
             file: Arc::new(file),
             follow,
-            planned: 0,
-            started: false,
-            done: false,
+            planned: reached.as_ref().map_or(0, |r| r.offset),
+            started: reached.is_some(),
+            done: reached.is_some_and(|r| r.done),
+            epoch_bytes,
+            behind: false,
         }
+    }
+
+    /// Where an epoch starting at `self.planned` ends, at most `end`: at the end of the first
+    /// line past `--epoch-bytes`.
+    fn cap(&self, end: u64) -> io::Result<u64> {
+        match self.epoch_bytes {
+            Some(bytes) if end - self.planned > bytes => {
+                line_end_after(&self.file.path, self.planned + bytes, end)
+            }
+            _ => Ok(end),
+        }
+    }
+
+    /// The epoch `[self.planned, end)`, planned.
+    fn plan(&mut self, planning: &mut Planning, end: u64) -> Epoch {
+        let epoch = Epoch {
+            input: Arc::clone(&self.file),
+            epoch: planning.epoch(),
+            part: Part::Bytes {
+                start: self.planned,
+                end: Some(end),
+                lines_before: (self.planned == 0).then_some(0),
+            },
+        };
+        self.planned = end;
+        epoch
     }
 }
 
@@ -48,17 +88,24 @@ impl Source for FileSource {
         let file = &self.file;
         let first = self.planned == 0 && !self.started;
         self.started = true;
-        if file.gzip || !self.follow {
+        if file.gzip {
             // A compressed file is read whole, once: in a followed directory it must be moved
             // in complete.
             self.done = true;
-            let mut epoch = Epoch::whole(Arc::clone(file), planning.epoch());
-            if let Part::Bytes { end, .. } = &mut epoch.part
-                && !file.gzip
-            {
-                *end = Some(fs::metadata(&file.path)?.len());
+            return Ok(vec![Epoch::whole(Arc::clone(file), planning.epoch())]);
+        }
+        if !self.follow {
+            // Every input file is an epoch, even an empty one; one resumed has none left if
+            // it was read to its end.
+            let len = fs::metadata(&file.path)?.len();
+            if len <= self.planned && !first {
+                self.done = true;
+                return Ok(Vec::new());
             }
-            return Ok(vec![epoch]);
+            let end = self.cap(len)?;
+            self.done = end >= len;
+            self.behind = !self.done;
+            return Ok(vec![self.plan(planning, end)]);
         }
         let len = settled_len(&file.path, self.planned, planning.settle)?;
         if len < self.planned {
@@ -69,26 +116,68 @@ impl Source for FileSource {
                 self.planned
             )));
         }
-        let end = complete_lines_end(&file.path, self.planned, len)?;
-        if end <= self.planned && !first {
+        let complete = complete_lines_end(&file.path, self.planned, len)?;
+        self.behind = false;
+        if complete <= self.planned && !first {
             return Ok(Vec::new());
         }
-        let epoch = Epoch {
-            input: Arc::clone(file),
-            epoch: planning.epoch(),
-            part: Part::Bytes {
-                start: self.planned,
-                end: Some(end),
-                lines_before: (self.planned == 0).then_some(0),
-            },
-        };
-        self.planned = end;
-        Ok(vec![epoch])
+        let end = self.cap(complete)?;
+        self.behind = end < complete;
+        Ok(vec![self.plan(planning, end)])
     }
 
     fn done(&self) -> bool {
         self.done
     }
+
+    fn behind(&self) -> bool {
+        self.behind
+    }
+
+    fn exact(
+        &mut self,
+        planning: &mut Planning,
+        path: &str,
+        (start, end): (u64, Option<u64>),
+    ) -> io::Result<Option<Epoch>> {
+        let file = &self.file;
+        if self.done || file.path.display().to_string() != path || start != self.planned {
+            return Ok(None);
+        }
+        self.started = true;
+        if file.gzip {
+            self.done = true;
+            return Ok(Some(Epoch::whole(Arc::clone(file), planning.epoch())));
+        }
+        let Some(end) = end.filter(|end| *end <= fs::metadata(&file.path).map_or(0, |m| m.len()))
+        else {
+            return Ok(None);
+        };
+        if !self.follow {
+            self.done = end >= fs::metadata(&file.path)?.len();
+        }
+        Ok(Some(self.plan(planning, end)))
+    }
+}
+
+/// The offset after the first `\n` at or after `from` in a file, or `len` if there is none
+/// before it.
+fn line_end_after(path: &Path, from: u64, len: u64) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = from;
+    while at < len {
+        let n = file.read(&mut buf[..(len - at).min(1 << 16) as usize])?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(at + i as u64 + 1);
+        }
+        at += n as u64;
+    }
+    Ok(len)
 }
 
 /// A followed file that has grown by at least this much since it was last planned is watched

@@ -15,8 +15,10 @@ mod dir;
 mod file;
 mod stdin;
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use amend_operators::event::AUDIT_FILE_BASE;
 use amend_operators::ingest::source::{Epoch, InputFile};
@@ -53,7 +55,55 @@ pub trait Source: Send {
 
     /// Whether it will never have another epoch.
     fn done(&self) -> bool;
+
+    /// Whether it has more ready than its last poll planned (with `--epoch-bytes`): then the
+    /// sources after it wait, so that inputs are read in order.
+    fn behind(&self) -> bool {
+        false
+    }
+
+    /// Plans exactly `[start, end)` of the file at `path` as the next epoch, if it is this
+    /// source's and its next unplanned byte is `start` (to repeat the epochs of a run that
+    /// stopped after its last checkpoint).
+    fn exact(
+        &mut self,
+        planning: &mut Planning,
+        path: &str,
+        span: (u64, Option<u64>),
+    ) -> io::Result<Option<Epoch>> {
+        let _ = (planning, path, span);
+        Ok(None)
+    }
 }
+
+/// Where reading an input file had reached at a checkpoint.
+#[derive(Clone, Debug)]
+pub struct Reached {
+    /// Its index.
+    pub index: u32,
+    /// The offset after the last byte read.
+    pub offset: u64,
+    /// Whether it is read for good (a compressed file).
+    pub done: bool,
+}
+
+/// How a planner starts: afresh, or where a checkpoint left off.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// Files are split into epochs of about this many bytes, at line boundaries.
+    pub epoch_bytes: Option<u64>,
+    /// The first epoch's number.
+    pub next_epoch: u64,
+    /// The first new input's index.
+    pub next_index: u32,
+    /// Input files a checkpoint had, by path.
+    pub reached: BTreeMap<PathBuf, Reached>,
+    /// Epochs to plan first, exactly: (path, start, end).
+    pub replay: Vec<(String, u64, Option<u64>)>,
+}
+
+/// Every input file the planner knows, by index: where a checkpoint finds their paths.
+pub type KnownFiles = Arc<Mutex<BTreeMap<u32, PathBuf>>>;
 
 /// What the sources share while planning: the next epoch number and input index (of an
 /// input found while running: a new file in a followed directory), each handed out in order,
@@ -63,6 +113,9 @@ pub struct Planning {
     next_epoch: u64,
     next_index: u32,
     settle: file::Settle,
+    epoch_bytes: Option<u64>,
+    reached: BTreeMap<PathBuf, Reached>,
+    known: KnownFiles,
 }
 
 impl Planning {
@@ -72,14 +125,30 @@ impl Planning {
         self.next_epoch - 1
     }
 
-    /// The next input's index.
-    pub fn index(&mut self) -> io::Result<u32> {
-        let index = self.next_index;
-        self.next_index = index
-            .checked_add(1)
-            .filter(|next| *next < AUDIT_FILE_BASE)
-            .ok_or_else(|| io::Error::other("too many input files"))?;
+    /// The index of the input file at `path`: its checkpointed one, or the next.
+    pub fn index(&mut self, path: &Path) -> io::Result<u32> {
+        let index = match self.reached.get(path) {
+            Some(reached) => reached.index,
+            None => {
+                let index = self.next_index;
+                self.next_index = index
+                    .checked_add(1)
+                    .filter(|next| *next < AUDIT_FILE_BASE)
+                    .ok_or_else(|| io::Error::other("too many input files"))?;
+                index
+            }
+        };
+        self.known
+            .lock()
+            .expect("not poisoned")
+            .insert(index, path.to_owned());
         Ok(index)
+    }
+
+    /// Opens the input file at `path` as a source: where a checkpoint left it, if it did.
+    fn open(&mut self, file: InputFile, follow: bool) -> file::FileSource {
+        let reached = self.reached.get(&file.path).cloned();
+        file::FileSource::new(file, follow, self.epoch_bytes, reached)
     }
 }
 
@@ -88,32 +157,47 @@ pub struct Planner {
     sources: Vec<Box<dyn Source>>,
     planning: Planning,
     started: bool,
+    replay: VecDeque<(String, u64, Option<u64>)>,
 }
 
 impl Planner {
     /// A planner over `inputs` in ingestion order, following them if `follow`.
     pub fn new(inputs: &[Input], follow: bool) -> anyhow::Result<Planner> {
+        Planner::with(inputs, follow, PlanOptions::default())
+    }
+
+    /// A planner over `inputs`, following them if `follow`, started as `options` say.
+    pub fn with(inputs: &[Input], follow: bool, options: PlanOptions) -> anyhow::Result<Planner> {
         let mut planning = Planning {
-            next_epoch: 0,
-            next_index: 0,
+            next_epoch: options.next_epoch,
+            next_index: options.next_index,
             settle: file::SETTLE,
+            epoch_bytes: options.epoch_bytes,
+            reached: options.reached,
+            known: KnownFiles::default(),
         };
         let mut sources: Vec<Box<dyn Source>> = Vec::new();
         for input in inputs {
             sources.push(match input {
                 Input::File(path) => {
-                    let file = InputFile::open(path, planning.index()?)?;
-                    Box::new(file::FileSource::new(file, follow))
+                    let file = InputFile::open(path, planning.index(path)?)?;
+                    Box::new(planning.open(file, follow))
                 }
                 Input::Dir(path) => Box::new(dir::DirSource::new(path, follow, &mut planning)?),
-                Input::Stdin => Box::new(stdin::StdinSource::new(planning.index()?)),
+                Input::Stdin => Box::new(stdin::StdinSource::new(planning.index(Path::new("-"))?)),
             });
         }
         Ok(Planner {
             sources,
             planning,
             started: false,
+            replay: options.replay.into(),
         })
+    }
+
+    /// The input files known so far, by index, as they are found.
+    pub fn known_files(&self) -> KnownFiles {
+        Arc::clone(&self.planning.known)
     }
 
     /// Adds audit logs, planned after every other input: each is read whole, once, as one
@@ -125,8 +209,13 @@ impl Planner {
                 .and_then(|i| AUDIT_FILE_BASE.checked_add(i))
                 .ok_or_else(|| anyhow::anyhow!("too many audit logs"))?;
             let file = InputFile::open_audit(path, index)?;
-            self.sources
-                .push(Box::new(file::FileSource::new(file, false)));
+            self.planning
+                .known
+                .lock()
+                .expect("not poisoned")
+                .insert(index, path.clone());
+            let source = self.planning.open(file, false);
+            self.sources.push(Box::new(source));
         }
         Ok(self)
     }
@@ -144,9 +233,22 @@ impl Planner {
     /// The epochs that are ready now, in order; empty if there is nothing new.
     pub fn poll(&mut self) -> io::Result<Vec<Epoch>> {
         self.started = true;
+        if let Some((path, start, end)) = self.replay.front().cloned() {
+            for source in &mut self.sources {
+                if let Some(epoch) = source.exact(&mut self.planning, &path, (start, end))? {
+                    self.replay.pop_front();
+                    return Ok(vec![epoch]);
+                }
+            }
+            // The input no longer reads as it did: plan afresh from here.
+            self.replay.clear();
+        }
         let mut epochs = Vec::new();
         for source in &mut self.sources {
             epochs.extend(source.poll(&mut self.planning)?);
+            if source.behind() {
+                break;
+            }
         }
         Ok(epochs)
     }

@@ -9,6 +9,8 @@
 //! closes. At a snapshot point, between two epochs, every writer rewrites what it writes
 //! whole ([`Writer::snapshot`]) while the table's digest is computed beside them.
 
+mod checkpoint;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -24,7 +26,9 @@ use compact_str::CompactString;
 use timely::dataflow::operators::capture::Event as Captured;
 use timely::progress::frontier::MutableAntichain;
 
+use crate::engine::checkpoint::take::Checkpointer;
 use crate::engine::dataflow::{Captures, Gauges, Update};
+use crate::engine::plan::KnownFiles;
 use crate::engine::reader::ReadStats;
 use crate::engine::summary::{ReadCounts, RunStats, Summary, percentile};
 use crate::engine::writers::{ClosedEpoch, EpochIndex, Needs, Planned, SnapshotPoint, Writer};
@@ -68,6 +72,10 @@ pub struct Facts {
     pub lateness: Lateness,
     /// What the operators hold.
     pub gauges: Gauges,
+    /// Records read by this run (not by the run a checkpoint came from).
+    pub run_records_read: u64,
+    /// The epoch of the checkpoint this run resumed from.
+    pub resumed_after: Option<u64>,
 }
 
 impl Facts {
@@ -77,8 +85,10 @@ impl Facts {
         RunStats {
             epochs: self.epochs,
             elapsed_seconds,
-            records_per_second: self.read.records_read as f64 / elapsed_seconds.max(1e-9),
+            records_per_second: self.run_records_read as f64 / elapsed_seconds.max(1e-9),
             workers: self.workers,
+            run_records_read: self.run_records_read,
+            resumed_after_epoch: self.resumed_after,
         }
     }
 
@@ -142,6 +152,13 @@ pub struct Sink<'w> {
     writers: Vec<&'w mut dyn Writer>,
     epochs: EpochIndex,
     needs: Needs,
+    /// With `--checkpoint-dir`: the checkpoints in progress.
+    checkpointer: Option<Checkpointer>,
+    /// Where reading each input file had reached after the written epochs: offset, and
+    /// whether it is read for good.
+    reached: BTreeMap<u32, (u64, bool)>,
+    /// Every input file known, by index.
+    known: KnownFiles,
 }
 
 impl<'w> Sink<'w> {
@@ -153,6 +170,7 @@ impl<'w> Sink<'w> {
         gauges: Gauges,
         writers: Vec<&'w mut dyn Writer>,
         started: Instant,
+        (checkpointer, known): (Option<Checkpointer>, KnownFiles),
     ) -> anyhow::Result<Self> {
         let mut frontier = MutableAntichain::new();
         // Each worker's capture starts out able to produce any time.
@@ -171,6 +189,7 @@ impl<'w> Sink<'w> {
                     && config.lateness.is_bounded()
                     && closes_in_order
                     && !needs.whole_table
+                    && config.checkpoint.is_none()
                 {
                     let file = tempfile::tempfile_in(&config.out).with_context(|| {
                         format!("cannot create a temporary file in {}", config.out.display())
@@ -206,11 +225,16 @@ impl<'w> Sink<'w> {
                     workers: config.workers,
                     lateness: config.lateness,
                     gauges,
+                    run_records_read: 0,
+                    resumed_after: None,
                 },
             },
             writers,
             epochs: EpochIndex::create(&config.out)?,
             needs,
+            checkpointer,
+            reached: BTreeMap::new(),
+            known,
         })
     }
 
@@ -316,7 +340,11 @@ impl<'w> Sink<'w> {
         while self.planned.contains_key(&self.open)
             && (all || !self.frontier.less_than(&epoch_start(self.open + 1)))
         {
+            let checkpoint = self.planned[&self.open].checkpoint;
             self.close_epoch()?;
+            if checkpoint {
+                self.checkpoint(self.open - 1)?;
+            }
             if let Some((next, interval)) = periodic.as_mut()
                 && Instant::now() >= **next
             {
@@ -335,6 +363,8 @@ impl<'w> Sink<'w> {
     fn close_epoch(&mut self) -> anyhow::Result<()> {
         let epoch = self.open;
         let planned = self.planned.remove(&epoch).expect("checked by the caller");
+        let reached = planned.span.1.map_or((0, true), |end| (end, false));
+        self.reached.insert(planned.source, reached);
         let read = self.stats.remove(&epoch).unwrap_or_default();
         let watermark = self.state.facts.watermark();
         let mut open = std::mem::take(&mut self.pending);
@@ -377,6 +407,7 @@ impl<'w> Sink<'w> {
             .write(&closed, watermark, facts.gauges.state.read())?;
         facts.latencies.push(latency);
         facts.read.add(&read);
+        facts.run_records_read += read.read;
         facts.records_late += open.late.len() as u64;
         facts.epochs += 1;
         if let Some(table) = &mut state.table {

@@ -25,6 +25,10 @@ impl Changelog {
 }
 
 impl Writer for Changelog {
+    fn appends(&mut self) -> Vec<&mut AppendFile> {
+        vec![&mut self.file]
+    }
+
     fn epoch(&mut self, epoch: &ClosedEpoch<'_>) -> anyhow::Result<()> {
         let Some(table) = epoch.table else {
             return Ok(());

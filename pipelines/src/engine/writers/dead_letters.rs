@@ -22,6 +22,10 @@ impl DeadLetters {
 }
 
 impl Writer for DeadLetters {
+    fn appends(&mut self) -> Vec<&mut AppendFile> {
+        vec![&mut self.file]
+    }
+
     fn epoch(&mut self, epoch: &ClosedEpoch<'_>) -> anyhow::Result<()> {
         self.file.write(|out| {
             for letter in epoch.dead {

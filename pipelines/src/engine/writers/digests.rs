@@ -33,6 +33,10 @@ impl Digests {
 }
 
 impl Writer for Digests {
+    fn appends(&mut self) -> Vec<&mut AppendFile> {
+        self.changelog.iter_mut().collect()
+    }
+
     fn needs(&self) -> Needs {
         Needs {
             epoch_digests: self.changelog.is_some(),

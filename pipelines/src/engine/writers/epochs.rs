@@ -23,6 +23,11 @@ impl EpochIndex {
         })
     }
 
+    /// The file.
+    pub(crate) fn file(&mut self) -> &mut AppendFile {
+        &mut self.file
+    }
+
     /// Writes the line of `epoch`, whose output is flushed now, with the `watermark` it was
     /// read at and the state held after it; returns its latency in milliseconds.
     pub(crate) fn write(

@@ -1,12 +1,14 @@
 //! The two kinds of output file: appended to epoch by epoch, and written whole.
 //!
 //! An [`AppendFile`] (`changelog.jsonl`, `dead_letter.jsonl`, ...) gets each epoch's lines and
-//! is flushed before the epoch's line of `epochs.jsonl` is written. A file written whole
+//! is flushed before the epoch's line of `epochs.jsonl` is written. It is opened when its writer
+//! is created and emptied, or cut to a checkpoint's length, when the run starts
+//! ([`AppendFile::begin`]): a run that cannot start leaves it as it was. A file written whole
 //! (snapshot, digests, summaries) goes to a temporary file beside the target, then is renamed
 //! ([`write_atomically`]), so a reader never sees a half-written one.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -19,15 +21,55 @@ pub struct AppendFile {
 }
 
 impl AppendFile {
-    /// Creates (or empties) `name` in `dir`.
+    /// Opens (or creates) `name` in `dir`, to be emptied or cut by [`AppendFile::begin`].
     pub fn create(dir: &Path, name: &'static str) -> anyhow::Result<AppendFile> {
         let path = dir.join(name);
-        let file =
-            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(AppendFile {
             name,
             file: BufWriter::with_capacity(1 << 20, file),
         })
+    }
+
+    /// The file's name in the output directory.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Starts the run's writing: empties the file, or with `resume_at`, cuts it to that length
+    /// (a checkpoint's) and appends after it. A file shorter than that is an error.
+    pub fn begin(&mut self, resume_at: Option<u64>) -> anyhow::Result<()> {
+        let file = self.file.get_mut();
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(()); // a device or a pipe: nothing to cut
+        }
+        let len = meta.len();
+        let keep = resume_at.unwrap_or(0);
+        anyhow::ensure!(
+            len >= keep,
+            "{} holds {len} bytes, fewer than the {keep} the checkpoint wrote: it is not the \
+             output of this job; restore it or start over with --from-scratch",
+            self.name
+        );
+        file.set_len(keep)
+            .and_then(|()| file.seek(SeekFrom::Start(keep)).map(drop))
+            .with_context(|| format!("cannot write {}", self.name))
+    }
+
+    /// Flushes what was written and makes it durable; returns the file's length.
+    pub fn sync(&mut self) -> anyhow::Result<u64> {
+        self.flush()?;
+        let file = self.file.get_ref();
+        file.sync_data()
+            .and_then(|()| file.metadata())
+            .map(|meta| meta.len())
+            .with_context(|| format!("cannot write {}", self.name))
     }
 
     /// Where to write lines; [`AppendFile::flush`] after each epoch.

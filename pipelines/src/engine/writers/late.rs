@@ -25,6 +25,10 @@ impl LateRecords {
 }
 
 impl Writer for LateRecords {
+    fn appends(&mut self) -> Vec<&mut AppendFile> {
+        vec![&mut self.file]
+    }
+
     fn epoch(&mut self, epoch: &ClosedEpoch<'_>) -> anyhow::Result<()> {
         self.file.write(|out| {
             for record in epoch.late {

@@ -79,6 +79,22 @@ pub trait Writer {
     fn check(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+
+    /// The files it appends to epoch by epoch: the engine starts them, and a checkpoint keeps
+    /// their lengths.
+    fn appends(&mut self) -> Vec<&mut files::AppendFile> {
+        Vec::new()
+    }
+
+    /// Counts of its own that a checkpoint keeps.
+    fn save(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// Takes back the counts [`Writer::save`] gave, on resuming from a checkpoint.
+    fn restore(&mut self, saved: &[u64]) {
+        let _ = saved;
+    }
 }
 
 /// What a writer needs the sink to compute.
@@ -118,17 +134,20 @@ pub struct Planned {
     pub span: (u64, Option<u64>),
     /// When it was read.
     pub read_at: SystemTime,
+    /// Whether a checkpoint is taken after it.
+    pub checkpoint: bool,
 }
 
 impl Planned {
     /// What the sink learns of `epoch`, read at `read_at`.
-    pub fn of(epoch: &Epoch, read_at: SystemTime) -> Planned {
+    pub fn of(epoch: &Epoch, read_at: SystemTime, checkpoint: bool) -> Planned {
         Planned {
             epoch: epoch.epoch,
             source: epoch.input.index,
             name: epoch.input.path.display().to_string(),
             span: epoch.span(),
             read_at,
+            checkpoint,
         }
     }
 }

@@ -1,0 +1,233 @@
+//! Checkpoints: the state of a run at an epoch boundary, saved so that a restarted run resumes
+//! there and writes every output line exactly once.
+//!
+//! A checkpoint of epoch `E` is taken after `E` has passed the whole dataflow and its output
+//! is flushed: each worker saves its operators' state when it has finished `E`
+//! ([`amend_operators::incremental::durable::Store`]), the sink saves its own (the table, the
+//! counts, the writers' counts), the append-only outputs are synced and their lengths noted,
+//! with where reading each input had reached; once every part is durable the sink commits the
+//! manifest ([`manifest`]). [`open`] finds the newest intact checkpoint of a directory and
+//! checks that the run may resume from it. docs/design/0007-checkpoints.md has the whole.
+
+pub mod list;
+pub mod manifest;
+pub mod take;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::UsageError;
+use manifest::{Found, Manifest};
+
+/// How a run checkpoints, from `--checkpoint-dir` and its flags.
+#[derive(Clone, Debug)]
+pub struct CheckpointConfig {
+    /// Where checkpoints go.
+    pub dir: PathBuf,
+    /// At most this often (zero: after every epoch); always at the end.
+    pub interval: Duration,
+    /// Committed checkpoints kept.
+    pub retained: usize,
+    /// Whether to ignore (and remove) the checkpoints there and start over.
+    pub from_scratch: bool,
+    /// The settings that change results, by flag: a resumed run must have the same.
+    pub settings: BTreeMap<String, String>,
+    /// The inputs as given, in ingestion order: a resumed run's must extend them.
+    pub inputs: Vec<String>,
+}
+
+/// A checkpoint a run resumes from, checked and read.
+pub struct Resume {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its parts' bytes, by file name.
+    pub parts: BTreeMap<String, Arc<[u8]>>,
+    /// The epochs written after it, as `epochs.jsonl` recorded them: planned again exactly.
+    pub replay: Vec<(String, u64, Option<u64>)>,
+}
+
+impl Resume {
+    /// The epoch the resumed run starts at.
+    pub fn next_epoch(&self) -> u64 {
+        self.manifest.epoch + 1
+    }
+
+    /// The parts worker `index` of `peers` loads, and whether it must filter their entries
+    /// (when the number of workers changed).
+    pub fn worker_parts(&self, index: usize, peers: usize) -> (Vec<Arc<[u8]>>, bool) {
+        if peers == self.manifest.workers {
+            let own = self.parts.get(&worker_part(index)).cloned();
+            (own.into_iter().collect(), false)
+        } else {
+            let all = (0..self.manifest.workers)
+                .filter_map(|w| self.parts.get(&worker_part(w)).cloned())
+                .collect();
+            (all, true)
+        }
+    }
+}
+
+/// The file name of worker `index`'s part.
+pub fn worker_part(index: usize) -> String {
+    format!("worker-{index}.state")
+}
+
+/// The file name of the sink's part.
+pub const SINK_PART: &str = "sink.state";
+
+fn usage(text: String) -> anyhow::Error {
+    anyhow::Error::new(UsageError(text))
+}
+
+/// Finds the checkpoint the run of `config` resumes from: the newest intact one in its
+/// directory (saying on stderr why a newer one is not), or `None` if there is none (or with
+/// `--from-scratch`, after removing them). Exits 2 (a [`UsageError`]) when checkpoints are
+/// there but none is intact, or the run differs from the checkpointed one.
+pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resume>> {
+    let dir = &config.dir;
+    let found = manifest::find(dir)
+        .map_err(|e| usage(format!("--checkpoint-dir {}: {e}", dir.display())))?;
+    if config.from_scratch {
+        remove_all(dir)?;
+        return Ok(None);
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let mut last_problem = String::new();
+    for Found {
+        epoch,
+        dir: at,
+        manifest,
+    } in found
+    {
+        let read = manifest.and_then(|m| {
+            let parts = manifest::read_parts(&at, &m)?;
+            Ok((m, parts))
+        });
+        match read {
+            Ok((manifest, parts)) => {
+                check(config, &manifest)?;
+                let len = manifest.outputs.get("epochs.jsonl").copied().unwrap_or(0);
+                let replay = replay(out, len, manifest.epoch + 1);
+                let parts = parts.into_iter().map(|(k, v)| (k, v.into())).collect();
+                return Ok(Some(Resume {
+                    manifest,
+                    parts,
+                    replay,
+                }));
+            }
+            Err(problem) => {
+                eprintln!(
+                    "amend: checkpoint of epoch {epoch} in {} is not intact ({problem}); \
+                     trying an older one",
+                    dir.display()
+                );
+                last_problem = problem;
+            }
+        }
+    }
+    Err(usage(format!(
+        "no intact checkpoint in {} (the oldest: {last_problem}); --from-scratch starts over",
+        dir.display()
+    )))
+}
+
+/// Checks that the run of `config` may resume from `manifest`.
+fn check(config: &CheckpointConfig, manifest: &Manifest) -> anyhow::Result<()> {
+    let keys = config.settings.keys().chain(manifest.settings.keys());
+    for key in keys {
+        let (now, then) = (config.settings.get(key), manifest.settings.get(key));
+        if now != then {
+            let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "not given".into());
+            return Err(usage(format!(
+                "{key} differs from the checkpoint's ({} there, {} here): resume with the \
+                 same settings, or start over with --from-scratch",
+                show(then),
+                show(now)
+            )));
+        }
+    }
+    let extends = manifest.inputs.len() <= config.inputs.len()
+        && manifest
+            .inputs
+            .iter()
+            .zip(&config.inputs)
+            .all(|(a, b)| a == b);
+    if !extends {
+        let missing = manifest
+            .inputs
+            .iter()
+            .zip(
+                config
+                    .inputs
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .find(|(then, now)| Some(*then) != *now)
+            .map(|(then, _)| then.clone())
+            .unwrap_or_default();
+        return Err(usage(format!(
+            "the inputs differ from the checkpoint's: {missing} was removed or moved; a resumed \
+             run may only add inputs after the checkpointed ones ({})",
+            manifest.inputs.join(" ")
+        )));
+    }
+    for file in &manifest.files {
+        if let Some(problem) = file.changed() {
+            return Err(usage(format!("{problem}; --from-scratch starts over")));
+        }
+    }
+    Ok(())
+}
+
+/// The epochs `epochs.jsonl` in `out` holds after its first `len` bytes, from epoch `first`:
+/// (source, start, end). A run killed before its first checkpoint replays them from 0.
+pub fn replay(out: &Path, len: u64, first: u64) -> Vec<(String, u64, Option<u64>)> {
+    let Ok(text) = std::fs::read(out.join("epochs.jsonl")) else {
+        return Vec::new();
+    };
+    let Some(tail) = text.get(len as usize..) else {
+        return Vec::new();
+    };
+    let mut epochs = Vec::new();
+    // Only complete lines: a torn last line was an epoch not fully written.
+    for (expect, line) in (first..).zip(tail.split_inclusive(|b| *b == b'\n')) {
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
+            break;
+        };
+        let (Some(epoch), Some(source), Some(start)) = (
+            value["epoch"].as_u64(),
+            value["source"].as_str(),
+            value["start"].as_u64(),
+        ) else {
+            break;
+        };
+        if epoch != expect {
+            break;
+        }
+        epochs.push((source.to_string(), start, value["end"].as_u64()));
+    }
+    epochs
+}
+
+/// Removes every checkpoint in `dir`.
+fn remove_all(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("epoch-") {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| {
+                anyhow::anyhow!("cannot remove checkpoint {}: {e}", entry.path().display())
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! The sink's side of checkpoints: starting the append-only outputs (afresh, or cut to a
+//! checkpoint's lengths), its state saved after an epoch, and loaded on resuming.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use amend_operators::event::AUDIT_FILE_BASE;
+use amend_operators::proof::window_digests::DigestedTable;
+
+use super::Sink;
+use crate::engine::checkpoint::Resume;
+use crate::engine::checkpoint::SINK_PART;
+use crate::engine::checkpoint::manifest::FilePosition;
+use crate::engine::checkpoint::take::{PartWritten, Point, SavedFacts, decode_sink};
+use crate::engine::summary::ReadCounts;
+
+impl Sink<'_> {
+    /// Starts every append-only output: emptied, or, resuming, cut to the checkpoint's length.
+    pub fn begin(&mut self, resume: Option<&Resume>) -> anyhow::Result<()> {
+        let lengths = resume.map(|r| &r.manifest.outputs);
+        let mut files = vec![self.epochs.file()];
+        for writer in self.writers.iter_mut() {
+            files.extend(writer.appends());
+        }
+        for file in files {
+            let at = match lengths {
+                Some(lengths) => Some(lengths.get(file.name()).copied().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the checkpoint has no {}: it was taken by a run with other outputs",
+                        file.name()
+                    )
+                })?),
+                None => None,
+            };
+            file.begin(at)?;
+        }
+        Ok(())
+    }
+
+    /// Loads the sink's state from the checkpoint `resume`: the table, the counts, where
+    /// reading had reached; the next epoch opens.
+    pub fn resume(&mut self, resume: &Resume) -> anyhow::Result<()> {
+        let bytes = resume
+            .parts
+            .get(SINK_PART)
+            .ok_or_else(|| anyhow::anyhow!("the checkpoint has no {SINK_PART}"))?;
+        let (facts, rows, gaps, estimates) = decode_sink(bytes)?;
+        let state = &mut self.state;
+        if let (Some(table), Some(rows)) = (&mut state.table, rows) {
+            *table = DigestedTable::with_rows(table.table().scale(), rows);
+        }
+        if let (Some(table), Some(gaps)) = (&mut state.gaps, gaps) {
+            *table = gaps;
+        }
+        state.estimates = estimates;
+        let [read, accepted, dead, skipped, audit] = facts.read;
+        let f = &mut state.facts;
+        f.read = ReadCounts {
+            records_read: read,
+            records_accepted: accepted,
+            records_dead_lettered: dead,
+            records_skipped: skipped,
+            audit_lines_skipped: audit,
+        };
+        f.epochs = facts.epochs;
+        f.records_late = facts.records_late;
+        f.ids = facts.ids;
+        f.only_in_audit = facts.only_in_audit;
+        f.changelog_lines = facts.changelog_lines;
+        f.latencies = facts.latencies;
+        f.max_ts = facts.max_ts;
+        f.resumed_after = Some(resume.manifest.epoch);
+        self.sources = facts.sources;
+        for (writer, saved) in self.writers.iter_mut().zip(&facts.writers) {
+            writer.restore(saved);
+        }
+        self.open = resume.next_epoch();
+        self.reached = resume
+            .manifest
+            .files
+            .iter()
+            .map(|f| (f.index, (f.offset, f.done)))
+            .collect();
+        Ok(())
+    }
+
+    /// Takes a worker's part of a checkpoint.
+    pub fn worker_part(&mut self, written: PartWritten) -> anyhow::Result<()> {
+        match &mut self.checkpointer {
+            Some(checkpointer) => checkpointer.worker_part(written),
+            None => Ok(()),
+        }
+    }
+
+    /// At the end of the run: a checkpoint of the last epoch written, unless one was taken.
+    pub fn last_checkpoint(&mut self) -> anyhow::Result<()> {
+        let Some(checkpointer) = &self.checkpointer else {
+            return Ok(());
+        };
+        let last = self.open.checked_sub(1);
+        if let Some(last) = last
+            && Some(last) > checkpointer.taken
+        {
+            self.checkpoint(last)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a checkpoint still waits for workers' parts.
+    pub fn checkpoint_waiting(&self) -> bool {
+        self.checkpointer.as_ref().is_some_and(|c| c.waiting())
+    }
+
+    /// Takes the sink's part of the checkpoint of `epoch`, which was just written: syncs the
+    /// append-only outputs and notes their lengths, and where reading each input reached.
+    pub(super) fn checkpoint(&mut self, epoch: u64) -> anyhow::Result<()> {
+        if self.checkpointer.is_none() {
+            return Ok(());
+        }
+        let mut outputs = BTreeMap::new();
+        let mut files = vec![self.epochs.file()];
+        for writer in self.writers.iter_mut() {
+            files.extend(writer.appends());
+        }
+        for file in files {
+            outputs.insert(file.name().to_string(), file.sync()?);
+        }
+        let known: Vec<(u32, PathBuf)> = self
+            .known
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(i, p)| (*i, p.clone()))
+            .collect();
+        let mut positions = Vec::new();
+        for (index, path) in &known {
+            let (offset, done) = self.reached.get(index).copied().unwrap_or((0, false));
+            let position = FilePosition::of(*index, path, offset, done)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            positions.push(position);
+        }
+        let next_index = known
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| *i < AUDIT_FILE_BASE)
+            .max()
+            .map_or(0, |i| i + 1);
+        let state = &self.state;
+        let f = &state.facts;
+        let r = &f.read;
+        let facts = SavedFacts {
+            read: [
+                r.records_read,
+                r.records_accepted,
+                r.records_dead_lettered,
+                r.records_skipped,
+                r.audit_lines_skipped,
+            ],
+            epochs: f.epochs,
+            records_late: f.records_late,
+            ids: f.ids,
+            only_in_audit: f.only_in_audit,
+            changelog_lines: f.changelog_lines,
+            latencies: f.latencies.clone(),
+            max_ts: f.max_ts,
+            sources: self.sources.clone(),
+            writers: self.writers.iter().map(|w| w.save()).collect(),
+        };
+        let point = Point {
+            files: positions,
+            next_index,
+            outputs,
+            max_ts: f.max_ts,
+            records_read: r.records_read,
+        };
+        let part = (
+            &facts,
+            state.table.as_ref().map(|t| t.table().rows()),
+            state.gaps.as_ref(),
+            &state.estimates,
+        );
+        let checkpointer = self.checkpointer.as_mut().expect("checked");
+        checkpointer.sink_part(epoch, part, point)
+    }
+}
