@@ -78,14 +78,28 @@ fn json_lines(path: &Path) -> Vec<Value> {
 /// Panics unless the outputs in `a` and `b` are the same, run fields aside, and `b`'s epochs
 /// are numbered 0, 1, 2, ... each once.
 fn assert_same_outputs(a: &Path, b: &Path) {
+    let spans = |d: &Path| -> Vec<(u64, u64)> {
+        json_lines(&d.join("epochs.jsonl"))
+            .iter()
+            .map(|e| (e["start"].as_u64().unwrap(), e["end"].as_u64().unwrap_or(0)))
+            .collect()
+    };
+    assert_eq!(spans(a), spans(b), "the epochs read other byte ranges");
     for name in SAME {
-        let (x, y) = (fs::read(a.join(name)).ok(), fs::read(b.join(name)).ok());
-        assert!(
-            x == y,
-            "{name} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
+        let read = |d: &Path| fs::read_to_string(d.join(name)).unwrap_or_default();
+        let (x, y) = (read(a), read(b));
+        if x != y {
+            let first = x.lines().zip(y.lines()).position(|(l, m)| l != m);
+            let at = first.unwrap_or(x.lines().count().min(y.lines().count()));
+            panic!(
+                "{name} differs from line {}: {} lines vs {}\n{:?}\n{:?}",
+                at + 1,
+                x.lines().count(),
+                y.lines().count(),
+                x.lines().nth(at),
+                y.lines().nth(at)
+            );
+        }
     }
     assert_eq!(
         json_lines(&a.join("epochs.jsonl")),
@@ -166,6 +180,21 @@ fn wait_for_epochs(out: &Path, n: usize, child: &mut Child) {
     }
 }
 
+fn wait_for_checkpoint(dir: &Path, epoch: u64, child: &mut Child) {
+    let manifest = dir.join(format!("epoch-{epoch:012}/manifest.json"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !manifest.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("amend exited ({status}) before the checkpoint of epoch {epoch}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "epoch {epoch} not checkpointed in time"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn spawn<S: AsRef<std::ffi::OsStr>>(dir: &TestDir, args: &[S]) -> Child {
     let mut cmd = amend_in(dir.path(), args);
     cmd.stdout(Stdio::null());
@@ -177,12 +206,16 @@ fn kill_9(child: &mut Child) {
     child.wait().unwrap();
 }
 
-fn terminate(child: Child) {
+fn signal(child: &Child, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "kill {signal} failed");
+}
+
+fn terminate(child: Child) {
+    signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -202,12 +235,10 @@ const FLAGS: [&str; 8] = [
 /// A followed file grows chunk by chunk; amend is killed with kill -9 at a random point after
 /// most appends and restarted: its outputs end equal to an uninterrupted run's.
 #[test]
-#[ignore = "open bug: after some kills a resumed follow run plans two appends as one epoch and \
-            this test waits for an epoch that never comes; run with --ignored"]
 fn kill_9_while_following_resumes_with_identical_outputs() {
     let dir = TestDir::new();
     generate(&dir, 6000);
-    let chunks = chunks(&dir, 26);
+    let chunks = chunks(&dir, 24);
     let run = |out: &str, input: &str, kills: bool| -> usize {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut args: Vec<&str> = vec!["aggregate", "--input", input, "--out", out];
@@ -216,19 +247,32 @@ fn kill_9_while_following_resumes_with_identical_outputs() {
         if kills {
             args.extend(["--checkpoint-dir", &ckpt, "--checkpoint-interval", "0"]);
         }
-        fs::write(dir.join(input), "").unwrap();
+        // The first chunk is there at start-up: it is epoch 0 (an empty file would be an
+        // empty epoch 0, or none if the first run is killed before it).
+        fs::write(dir.join(input), &chunks[0]).unwrap();
         let mut child = spawn(&dir, &args);
+        wait_for_epochs(&dir.join(out), 1, &mut child);
         let mut killed = 0;
-        for (n, chunk) in chunks.iter().enumerate() {
+        for (n, chunk) in chunks.iter().enumerate().skip(1) {
+            // Stopped while the chunk is written, amend sees it whole: one epoch per chunk,
+            // in both runs, whatever the timing.
+            signal(&child, "-STOP");
             append(&dir.join(input), chunk);
-            if kills && n + 1 < chunks.len() {
+            signal(&child, "-CONT");
+            if !kills {
+                wait_for_epochs(&dir.join(out), n + 1, &mut child);
+                continue;
+            }
+            if n + 1 < chunks.len() {
                 // Somewhere in reading, writing outputs, or writing the checkpoint.
                 std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
                 kill_9(&mut child);
                 killed += 1;
                 child = spawn(&dir, &args);
             }
-            wait_for_epochs(&dir.join(out), n + 1, &mut child);
+            // A restarted run still shows the epochs the killed one wrote: the next chunk
+            // waits for the checkpoint of this one, which only a run that has read it commits.
+            wait_for_checkpoint(&dir.join(&ckpt), n as u64, &mut child);
         }
         terminate(child);
         killed
@@ -311,6 +355,64 @@ fn kill_9_in_a_batch_run_with_epoch_bytes_resumes_with_identical_outputs() {
         "only {kills} kills: the run is too quick to be interrupted"
     );
     assert_same_outputs(&dir.join("plain"), &dir.join("killed"));
+}
+
+/// A crash at each point of taking a checkpoint (`AMEND_FAULT` aborts the process there, as
+/// abruptly as kill -9): before the sink's part, and between the manifest's write and its
+/// rename. The restarted run ends with an uninterrupted run's outputs.
+#[test]
+fn a_crash_while_committing_a_checkpoint_resumes_with_identical_outputs() {
+    let dir = TestDir::new();
+    generate(&dir, 4000);
+    let args = |out: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "aggregate",
+            "--input",
+            "data/events.jsonl",
+            "--corrections",
+            "data/corrections.jsonl",
+            "--window",
+            "tumbling:1m",
+            "--epoch-bytes",
+            "32K",
+            "--allowed-lateness",
+            "1h",
+            "--quiet",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec();
+        if out != "plain" {
+            let ckpt = format!("{out}-ckpt");
+            a.extend(["--checkpoint-dir", &ckpt, "--checkpoint-interval", "0"].map(String::from));
+        }
+        a
+    };
+    dir.run(&args("plain")).expect_code(0);
+    for (n, point) in ["before-sink-part:3", "before-manifest-rename:5"]
+        .iter()
+        .enumerate()
+    {
+        let out = format!("crash{n}");
+        let mut crashing = dir.command(&args(&out));
+        crashing.env("AMEND_FAULT", point);
+        let crashed = util::Run::of(crashing);
+        assert_eq!(
+            crashed.code, None,
+            "AMEND_FAULT={point} did not abort\n{crashed}"
+        );
+        let ckpt = dir.join(format!("{out}-ckpt"));
+        let listed = dir.run(&["checkpoints", &ckpt.display().to_string(), "--json"]);
+        let listed: Value = serde_json::from_str(&listed.expect_code(0).stdout).unwrap();
+        let newest = listed[0]["epoch"].as_u64();
+        assert!(
+            newest.is_some_and(|e| e < 4),
+            "{point}: checkpoints {listed}"
+        );
+        dir.run(&args(&out)).expect_code(0);
+        assert_same_outputs(&dir.join("plain"), &dir.join(&out));
+    }
 }
 
 fn summary(dir: &TestDir, out: &str) -> Value {
@@ -468,6 +570,13 @@ fn a_resume_of_another_job_is_refused() {
     refused(&dir, &window, "--window");
     let removed: Vec<&str> = args.iter().copied().filter(|a| *a != "a.jsonl").collect();
     refused(&dir, &removed, "a.jsonl");
+    // A shorter output: refused before any output is cut.
+    let changelog = dir.read("out/changelog.jsonl");
+    let epochs = dir.read("out/epochs.jsonl");
+    dir.create("out/changelog.jsonl", &changelog[..changelog.len() / 2]);
+    refused(&dir, &args, "changelog.jsonl");
+    assert_eq!(dir.read("out/epochs.jsonl"), epochs, "epochs.jsonl was cut");
+    dir.create("out/changelog.jsonl", &changelog);
     let text = dir.read("a.jsonl");
     fs::remove_file(dir.join("a.jsonl")).unwrap();
     dir.create("a.jsonl", text.replacen('1', "2", 1));

@@ -523,7 +523,7 @@ pub struct CheckpointArgs {
     #[arg(long, requires = "checkpoint_dir", help_heading = "Checkpoints")]
     pub from_scratch: bool,
 
-    /// Split large files into epochs of about SIZE bytes at line boundaries (e.g. 64MiB), so that a long batch run checkpoints inside a file; changes the changelog's epoch numbering, never the final table.
+    /// Split large files into epochs of about SIZE bytes at line boundaries (e.g. 64MiB), so that a long batch run checkpoints inside a file; changes the changelog's epoch numbering (and, with a finite --allowed-lateness, where the watermark advances), never the final table without bounded lateness.
     #[arg(long, value_name = "SIZE", help_heading = "Checkpoints")]
     pub epoch_bytes: Option<String>,
 }

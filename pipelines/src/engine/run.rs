@@ -65,7 +65,7 @@ pub fn run(
         && !checkpoints.from_scratch
     {
         // Killed before its first checkpoint: the epochs it wrote are planned as they were.
-        options.replay = checkpoint::replay(out, 0, 0);
+        options.replay = checkpoint::replay(&checkpoints.dir, out, 0, 0)?;
     }
     let planner = Planner::with(&config.inputs, config.follow, options)?
         .with_audit_logs(&config.recovery.audit_logs)?;

@@ -220,6 +220,7 @@ pub fn commit(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     file.write_all(b"\n").with_context(context)?;
     file.sync_all().with_context(context)?;
     drop(file);
+    super::fault("before-manifest-rename");
     fs::rename(&tmp, &path).with_context(context)?;
     sync_dir(&at).with_context(context)?;
     sync_dir(dir).with_context(context)

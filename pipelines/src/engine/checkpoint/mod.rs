@@ -77,6 +77,28 @@ pub fn worker_part(index: usize) -> String {
 /// The file name of the sink's part.
 pub const SINK_PART: &str = "sink.state";
 
+/// Fault injection for crash tests: with `AMEND_FAULT=POINT:N` in the environment, the
+/// process aborts (as abruptly as `kill -9`: nothing is flushed) the `N`-th time it reaches
+/// `point`: `before-sink-part` (workers' parts written, the sink's not), `before-manifest-rename`
+/// (the manifest written and synced under its temporary name).
+pub fn fault(point: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FAULT: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let fault = FAULT.get_or_init(|| {
+        let text = std::env::var("AMEND_FAULT").ok()?;
+        let (at, n) = text.split_once(':').unwrap_or((&text, "1"));
+        Some((at.to_string(), n.parse().ok()?))
+    });
+    if let Some((at, n)) = fault
+        && at == point
+        && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *n
+    {
+        std::process::abort();
+    }
+}
+
 fn usage(text: String) -> anyhow::Error {
     anyhow::Error::new(UsageError(text))
 }
@@ -111,7 +133,7 @@ pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resu
             Ok((manifest, parts)) => {
                 check(config, &manifest)?;
                 let len = manifest.outputs.get("epochs.jsonl").copied().unwrap_or(0);
-                let replay = replay(out, len, manifest.epoch + 1);
+                let replay = replay(dir, out, len, manifest.epoch + 1)?;
                 let parts = parts.into_iter().map(|(k, v)| (k, v.into())).collect();
                 return Ok(Some(Resume {
                     manifest,
@@ -185,8 +207,56 @@ fn check(config: &CheckpointConfig, manifest: &Manifest) -> anyhow::Result<()> {
 }
 
 /// The epochs `epochs.jsonl` in `out` holds after its first `len` bytes, from epoch `first`:
-/// (source, start, end). A run killed before its first checkpoint replays them from 0.
-pub fn replay(out: &Path, len: u64, first: u64) -> Vec<(String, u64, Option<u64>)> {
+/// (source, start, end), to be planned again exactly. A run killed before its first checkpoint
+/// replays them from 0.
+///
+/// The list is kept in `DIR/replay.json` before the outputs are cut, because cutting removes
+/// it from `epochs.jsonl`: a run killed again before it has written those epochs again still
+/// finds them there. The longer of the two lists wins (a re-written tail is a prefix of the
+/// kept one, or goes further).
+pub fn replay(dir: &Path, out: &Path, len: u64, first: u64) -> anyhow::Result<Vec<Planned>> {
+    let mut tail = epochs_after(out, len, first);
+    let kept_path = dir.join(REPLAY);
+    let kept: Option<Replay> = std::fs::read(&kept_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(kept) = kept.filter(|k| k.first == first)
+        && kept.epochs.len() > tail.len()
+    {
+        tail = kept.epochs;
+    }
+    let keep = Replay {
+        first,
+        epochs: tail.clone(),
+    };
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            let tmp = dir.join("replay.json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&keep)?)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &kept_path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", kept_path.display()))?;
+    Ok(tail)
+}
+
+/// An epoch to plan again: (source, start, end).
+pub type Planned = (String, u64, Option<u64>);
+
+/// The file in a checkpoint directory that keeps the epochs to plan again.
+const REPLAY: &str = "replay.json";
+
+/// The epochs written after a checkpoint, kept while they are written again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Replay {
+    /// The epoch they start at.
+    first: u64,
+    epochs: Vec<Planned>,
+}
+
+/// The epochs `epochs.jsonl` in `out` holds after its first `len` bytes, from epoch `first`.
+fn epochs_after(out: &Path, len: u64, first: u64) -> Vec<Planned> {
     let Ok(text) = std::fs::read(out.join("epochs.jsonl")) else {
         return Vec::new();
     };

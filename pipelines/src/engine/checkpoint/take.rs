@@ -117,6 +117,7 @@ impl Checkpointer {
         part: SinkPartRef<'_>,
         point: Point,
     ) -> anyhow::Result<()> {
+        super::fault("before-sink-part");
         let path = manifest::epoch_dir(&self.config.dir, epoch).join(SINK_PART);
         let entry = manifest::write_part(&path, |out| {
             bincode::serialize_into(out, &part).map_err(std::io::Error::other)

@@ -14,6 +14,10 @@ use crate::engine::checkpoint::manifest::FilePosition;
 use crate::engine::checkpoint::take::{PartWritten, Point, SavedFacts, decode_sink};
 use crate::engine::summary::ReadCounts;
 
+fn usage(text: String) -> anyhow::Error {
+    anyhow::Error::new(crate::UsageError(text))
+}
+
 impl Sink<'_> {
     /// Starts every append-only output: emptied, or, resuming, cut to the checkpoint's length.
     pub fn begin(&mut self, resume: Option<&Resume>) -> anyhow::Result<()> {
@@ -22,17 +26,26 @@ impl Sink<'_> {
         for writer in self.writers.iter_mut() {
             files.extend(writer.appends());
         }
-        for file in files {
-            let at = match lengths {
+        // Every file is checked before any is cut: a run that cannot resume changes nothing.
+        let mut at = Vec::new();
+        for file in &files {
+            let len = match lengths {
                 Some(lengths) => Some(lengths.get(file.name()).copied().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "the checkpoint has no {}: it was taken by a run with other outputs",
+                    usage(format!(
+                        "the checkpoint has no {}: it was taken by a run with other outputs \
+                         (--follow or not, --gaps, --fill)",
                         file.name()
-                    )
+                    ))
                 })?),
                 None => None,
             };
-            file.begin(at)?;
+            if let Some(problem) = len.and_then(|len| file.shorter_than(len)) {
+                return Err(usage(problem));
+            }
+            at.push(len);
+        }
+        for (file, len) in files.into_iter().zip(at) {
+            file.begin(len)?;
         }
         Ok(())
     }

@@ -41,22 +41,29 @@ impl AppendFile {
         self.name
     }
 
+    /// Why the file cannot be cut to `len` (a checkpoint's length), if it cannot: it is
+    /// shorter.
+    pub fn shorter_than(&self, len: u64) -> Option<String> {
+        let meta = self.file.get_ref().metadata().ok()?;
+        (meta.is_file() && meta.len() < len).then(|| {
+            format!(
+                "{} holds {} bytes, fewer than the {len} the checkpoint wrote: it is not this \
+                 job's output; restore it, or start over with --from-scratch",
+                self.name,
+                meta.len()
+            )
+        })
+    }
+
     /// Starts the run's writing: empties the file, or with `resume_at`, cuts it to that length
-    /// (a checkpoint's) and appends after it. A file shorter than that is an error.
+    /// (a checkpoint's, checked with [`AppendFile::shorter_than`]) and appends after it.
     pub fn begin(&mut self, resume_at: Option<u64>) -> anyhow::Result<()> {
         let file = self.file.get_mut();
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Ok(()); // a device or a pipe: nothing to cut
         }
-        let len = meta.len();
         let keep = resume_at.unwrap_or(0);
-        anyhow::ensure!(
-            len >= keep,
-            "{} holds {len} bytes, fewer than the {keep} the checkpoint wrote: it is not the \
-             output of this job; restore it or start over with --from-scratch",
-            self.name
-        );
         file.set_len(keep)
             .and_then(|()| file.seek(SeekFrom::Start(keep)).map(drop))
             .with_context(|| format!("cannot write {}", self.name))
