@@ -597,3 +597,27 @@ fn a_resume_of_another_job_is_refused() {
         "standard input",
     );
 }
+
+/// A followed run that goes quiet still checkpoints its last epoch once the interval passes:
+/// a restart after kill -9 reads nothing again.
+#[test]
+fn an_idle_followed_run_checkpoints_its_last_epoch() {
+    let dir = TestDir::new();
+    generate(&dir, 1000);
+    let mut args: Vec<&str> = vec!["aggregate", "--input", "data/events.jsonl", "--out", "out"];
+    args.extend(FLAGS);
+    args.extend(["--checkpoint-dir", "ckpt", "--checkpoint-interval", "200ms"]);
+    let mut child = spawn(&dir, &args);
+    wait_for_checkpoint(&dir.join("ckpt"), 0, &mut child);
+    kill_9(&mut child);
+    let child = spawn(&dir, &args);
+    std::thread::sleep(Duration::from_millis(300));
+    terminate(child);
+    let summary = summary(&dir, "out");
+    assert_eq!(
+        summary["resumed_after_epoch"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    assert_eq!(summary["run_records_read"].as_u64(), Some(0), "{summary}");
+}

@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -27,7 +28,7 @@ use crate::data::time::Millis;
 /// The first bytes of a part.
 const MAGIC: &[u8; 8] = b"AMENDSTA";
 /// The version of the part layout and of every entry's encoding.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const END: u32 = u32::MAX;
 
 /// State a checkpoint can save and a resumed run load: a set of entries, each with the hash
@@ -40,9 +41,15 @@ pub(crate) trait Durable {
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error>;
 }
 
+/// How entries are encoded: bincode with variable-length integers (small numbers, and the
+/// decimals' `i128` mantissas, take a byte or a few).
+pub fn encoding() -> impl bincode::Options + Copy {
+    bincode::DefaultOptions::new()
+}
+
 /// Decodes one entry.
 pub(crate) fn decode<T: DeserializeOwned>(entry: &[u8]) -> Result<T, bincode::Error> {
-    bincode::deserialize(entry)
+    encoding().deserialize(entry)
 }
 
 /// Where an operator writes its entries.
@@ -56,7 +63,9 @@ impl Entries<'_> {
     /// Writes `entry`, routed by `route`.
     pub fn put(&mut self, route: u64, entry: &impl Serialize) -> io::Result<()> {
         self.scratch.clear();
-        bincode::serialize_into(&mut self.scratch, entry).map_err(io::Error::other)?;
+        encoding()
+            .serialize_into(&mut self.scratch, entry)
+            .map_err(io::Error::other)?;
         let len = u32::try_from(self.scratch.len())
             .ok()
             .filter(|len| *len != END)

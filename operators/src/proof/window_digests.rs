@@ -171,19 +171,32 @@ impl DigestedTable {
         &self.table
     }
 
-    /// A table holding `rows` between two epochs (as a checkpoint saved it), its window
-    /// digests computed and remembered.
-    pub fn with_rows(scale: Scale, rows: crate::output::table::Rows) -> Self {
-        let mut table = DigestedTable {
+    /// A table holding `rows` between two epochs (as a checkpoint saved it), with `windows`,
+    /// the digests of its windows as [`DigestedTable::digest`] gave them then, remembered.
+    pub fn with_rows(
+        scale: Scale,
+        rows: crate::output::table::Rows,
+        windows: Vec<WindowDigest>,
+    ) -> Self {
+        let table = DigestedTable {
             table: Table::with_rows(scale, rows),
             digests: WindowDigests {
-                all_dirty: true,
+                remembered: windows.into_iter().map(|d| (window_of(&d), d)).collect(),
                 ..WindowDigests::default()
             },
         };
-        let digest = table.digest();
-        table.remember_digests(&digest);
+        debug_assert!(
+            table.digest() == digest_table(table.table.rows(), scale),
+            "a checkpoint's window digests differ from its rows'"
+        );
         table
+    }
+
+    /// The digest of the table now, remembered: what a checkpoint saves beside the rows.
+    pub fn current_digest(&mut self) -> TableDigest {
+        let digest = self.digest();
+        self.remember_digests(&digest);
+        digest
     }
 
     /// See [`Table::spill_closed`].

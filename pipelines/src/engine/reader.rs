@@ -70,7 +70,7 @@ pub struct WorkerSetup<'a> {
     /// The dataflow to build.
     pub dataflow: &'a Dataflow,
     /// Epochs from the planner, each with whether a checkpoint follows it.
-    pub epochs: mpsc::Receiver<(Epoch, bool)>,
+    pub epochs: mpsc::Receiver<Work>,
     /// Where the dataflow's output goes.
     pub output: mpsc::Sender<Captures>,
     /// Where each epoch's read counts go.
@@ -80,6 +80,15 @@ pub struct WorkerSetup<'a> {
     /// With checkpoints: where parts go, where their entries are reported, and the
     /// checkpoint the run resumes from.
     pub checkpoints: Option<(PathBuf, mpsc::Sender<PartWritten>, Option<Arc<Resume>>)>,
+}
+
+/// What the planner sends a worker.
+pub enum Work {
+    /// An epoch to read, and whether a checkpoint follows it.
+    Epoch(Epoch, bool),
+    /// A checkpoint of the epoch read last, which no other has followed yet (the run is idle
+    /// when one is due).
+    Checkpoint(u64),
 }
 
 /// A worker's checkpoints: its store, and the epoch it saved last.
@@ -153,7 +162,19 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
     // Resumed, the greatest event time read before is every worker's: its marks say so.
     let mut max_ts: Option<Millis> = resume.as_ref().and_then(|r| r.manifest.max_ts);
     let mut last = None;
-    while let Some((epoch, checkpoint)) = next_epoch(worker, &epochs) {
+    while let Some(work) = next_work(worker, &epochs) {
+        let (epoch, checkpoint) = match work {
+            Work::Epoch(epoch, checkpoint) => (epoch, checkpoint),
+            Work::Checkpoint(epoch) => {
+                if let Some(saving) = saving.as_mut()
+                    && last == Some(epoch)
+                    && saving.saved != Some(epoch)
+                {
+                    saving.save(epoch, index)?;
+                }
+                continue;
+            }
+        };
         // The marks of this epoch's start were sent when the last epoch ended; past them, the
         // horizon of this epoch is known once every worker is here. The marks input waits at
         // the epoch's last time, which no batch reaches, so it holds back nothing of the epoch.
@@ -210,12 +231,9 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
     Ok(())
 }
 
-/// Waits for the next epoch, keeping the dataflow moving meanwhile; `None` when there are no
+/// Waits for the next work, keeping the dataflow moving meanwhile; `None` when there is no
 /// more.
-fn next_epoch(
-    worker: &mut Worker,
-    epochs: &mpsc::Receiver<(Epoch, bool)>,
-) -> Option<(Epoch, bool)> {
+fn next_work(worker: &mut Worker, epochs: &mpsc::Receiver<Work>) -> Option<Work> {
     loop {
         match epochs.try_recv() {
             Ok(epoch) => return Some(epoch),

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
-use amend_operators::ingest::source::Epoch;
 use anyhow::{Context, anyhow};
 
 use crate::engine::checkpoint::take::Checkpointer;
@@ -22,11 +21,11 @@ use crate::engine::dataflow::{Dataflow, Gauges};
 use crate::engine::plan::{Input, PlanOptions, Planner, Reached};
 use crate::engine::progress::Progress;
 use crate::engine::reader::ReadStats;
-use crate::engine::reader::{WorkerSetup, run_worker};
+use crate::engine::reader::{Work, WorkerSetup, run_worker};
 use crate::engine::sink::Sink;
 use crate::engine::summary::Summary;
 use crate::engine::writers::files::create_out_dir;
-use crate::engine::writers::{DeadLetters, Planned, Writer};
+use crate::engine::writers::{DeadLetters, Plan, Planned, Writer};
 use crate::engine::{Computations, EngineConfig};
 
 /// Runs the engine: reads the inputs of `config`, computes `computations`, and writes through
@@ -103,7 +102,7 @@ pub fn run(
     let mut epoch_rxs = Vec::new();
     for _ in 0..config.workers {
         // One epoch waits while the workers process the one before: reading never runs ahead.
-        let (tx, rx) = mpsc::sync_channel::<(Epoch, bool)>(1);
+        let (tx, rx) = mpsc::sync_channel::<Work>(1);
         let thread = Arc::new(OnceLock::new());
         epoch_txs.push(EpochSender {
             tx,
@@ -176,7 +175,7 @@ pub fn run(
                 Err(mpsc::RecvTimeoutError::Timeout) => false,
                 Err(mpsc::RecvTimeoutError::Disconnected) => true,
             };
-            learn(&mut sink, &planned_rx, &stats_rx);
+            learn(&mut sink, &planned_rx, &stats_rx)?;
             parts_rx
                 .try_iter()
                 .try_for_each(|part| sink.worker_part(part))?;
@@ -213,7 +212,7 @@ pub fn run(
     planner_thread
         .join()
         .map_err(|_| anyhow!("internal error: the planner panicked"))??;
-    learn(&mut sink, &planned_rx, &stats_rx);
+    learn(&mut sink, &planned_rx, &stats_rx)?;
     sink.release(true, None)?;
     sink.last_checkpoint()?;
     parts_rx
@@ -256,15 +255,19 @@ fn plan_options(config: &EngineConfig, resume: Option<&Resume>) -> PlanOptions {
 /// Takes the planned epochs and read counts sent so far.
 fn learn(
     sink: &mut Sink<'_>,
-    planned: &mpsc::Receiver<Planned>,
+    planned: &mpsc::Receiver<Plan>,
     stats: &mpsc::Receiver<ReadStats>,
-) {
-    for planned in planned.try_iter() {
-        sink.plan(planned);
-    }
+) -> anyhow::Result<()> {
     for worker in stats.try_iter() {
         sink.count(worker);
     }
+    for plan in planned.try_iter() {
+        match plan {
+            Plan::Epoch(planned) => sink.plan(planned)?,
+            Plan::Checkpoint(epoch) => sink.want_checkpoint(epoch)?,
+        }
+    }
+    Ok(())
 }
 
 /// A flag that SIGINT or SIGTERM sets while following; a second signal exits at once.
@@ -293,11 +296,13 @@ fn spawn_planner(
     (poll, checkpoint_every): (Duration, Option<Duration>),
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
-    planned_tx: mpsc::Sender<Planned>,
+    planned_tx: mpsc::Sender<Plan>,
     epoch_txs: Vec<EpochSender>,
 ) -> std::thread::JoinHandle<anyhow::Result<()>> {
     std::thread::spawn(move || -> anyhow::Result<()> {
         let mut next_checkpoint = checkpoint_every.map(|every| Instant::now() + every);
+        // The last epoch planned, and whether a checkpoint follows it.
+        let mut last: Option<(u64, bool)> = None;
         while !stop.load(Ordering::Relaxed) {
             if planner.next_epoch() >= written.load(Ordering::Acquire) + SINK_LAG {
                 std::thread::sleep(poll.min(Duration::from_millis(1)));
@@ -308,6 +313,22 @@ fn spawn_planner(
                 if planner.finished() {
                     break;
                 }
+                // Idle when a checkpoint is due: one of the last epoch, so that a restart
+                // does not read again what the run read before it went quiet.
+                if let Some((epoch, false)) = last
+                    && next_checkpoint.is_some_and(|due| Instant::now() >= due)
+                {
+                    next_checkpoint = checkpoint_every.map(|every| Instant::now() + every);
+                    last = Some((epoch, true));
+                    if planned_tx.send(Plan::Checkpoint(epoch)).is_err() {
+                        return Ok(());
+                    }
+                    for tx in &epoch_txs {
+                        if tx.send(Work::Checkpoint(epoch)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
                 std::thread::sleep(poll);
                 continue;
             }
@@ -317,14 +338,13 @@ fn spawn_planner(
                 if checkpoint {
                     next_checkpoint = checkpoint_every.map(|every| Instant::now() + every);
                 }
-                if planned_tx
-                    .send(Planned::of(&epoch, SystemTime::now(), checkpoint))
-                    .is_err()
-                {
+                last = Some((epoch.epoch, checkpoint));
+                let planned = Planned::of(&epoch, SystemTime::now(), checkpoint);
+                if planned_tx.send(Plan::Epoch(planned)).is_err() {
                     return Ok(());
                 }
                 for tx in &epoch_txs {
-                    if tx.send((epoch.clone(), checkpoint)).is_err() {
+                    if tx.send(Work::Epoch(epoch.clone(), checkpoint)).is_err() {
                         return Ok(()); // a worker stopped; its error is reported
                     }
                 }
@@ -337,14 +357,14 @@ fn spawn_planner(
 /// Sends epochs to one worker and wakes its thread, which may be parked waiting for work: an
 /// epoch starts at once instead of at the worker's next timeout.
 struct EpochSender {
-    tx: mpsc::SyncSender<(Epoch, bool)>,
+    tx: mpsc::SyncSender<Work>,
     /// The worker's thread, once it has started.
     thread: Arc<OnceLock<std::thread::Thread>>,
 }
 
 impl EpochSender {
-    fn send(&self, epoch: (Epoch, bool)) -> Result<(), mpsc::SendError<(Epoch, bool)>> {
-        self.tx.send(epoch)?;
+    fn send(&self, work: Work) -> Result<(), mpsc::SendError<Work>> {
+        self.tx.send(work)?;
         if let Some(thread) = self.thread.get() {
             thread.unpark();
         }

@@ -288,11 +288,11 @@ pub fn find(dir: &Path) -> io::Result<Vec<Found>> {
     Ok(found)
 }
 
-/// Reads every part of `manifest` in `dir`, checking each against its SHA-256: the parts'
-/// bytes by file name, or the first part that is missing or differs.
+/// Reads every part of `manifest` in `dir`, checking each against its SHA-256 (the parts in
+/// parallel, one thread each): the parts' bytes by file name, or the first part that is
+/// missing or differs.
 pub fn read_parts(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let mut parts = BTreeMap::new();
-    for part in &manifest.parts {
+    let read = |part: &PartEntry| -> Result<Vec<u8>, String> {
         let path = dir.join(&part.file);
         let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if bytes.len() as u64 != part.bytes || hex(&Sha256::digest(&bytes)) != part.sha256 {
@@ -301,7 +301,25 @@ pub fn read_parts(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Ve
                 path.display()
             ));
         }
-        parts.insert(part.file.clone(), bytes);
+        Ok(bytes)
+    };
+    let read: Vec<Result<Vec<u8>, String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = manifest
+            .parts
+            .iter()
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("reading a part panicked".into()))
+            })
+            .collect()
+    });
+    let mut parts = BTreeMap::new();
+    for (part, bytes) in manifest.parts.iter().zip(read) {
+        parts.insert(part.file.clone(), bytes?);
     }
     Ok(parts)
 }

@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
+use amend_operators::incremental::durable::encoding;
 use amend_operators::output::gap_table::GapTable;
 use amend_operators::output::table::Rows;
+use amend_operators::proof::digest::WindowDigest;
 use amend_operators::recovery::estimates::Estimate;
 use amend_operators::time::Millis;
 use amend_operators::{Window, time::format_millis};
+use bincode::Options;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -56,17 +59,23 @@ pub type Estimates = BTreeMap<(Window, CompactString), Estimate>;
 /// What the sink's part holds, borrowed to save it.
 pub type SinkPartRef<'a> = (
     &'a SavedFacts,
-    Option<&'a Rows>,
+    Option<(&'a Rows, &'a [WindowDigest])>,
     Option<&'a GapTable>,
     &'a Estimates,
 );
 
 /// What the sink's part holds, as loaded.
-pub type SinkPart = (SavedFacts, Option<Rows>, Option<GapTable>, Estimates);
+pub type SinkPart = (
+    SavedFacts,
+    Option<(Rows, Vec<WindowDigest>)>,
+    Option<GapTable>,
+    Estimates,
+);
 
 /// Decodes the sink's part.
 pub fn decode_sink(bytes: &[u8]) -> anyhow::Result<SinkPart> {
-    bincode::deserialize(bytes)
+    encoding()
+        .deserialize(bytes)
         .map_err(|e| anyhow::anyhow!("the sink's state does not decode: {e}"))
 }
 
@@ -120,7 +129,9 @@ impl Checkpointer {
         super::fault("before-sink-part");
         let path = manifest::epoch_dir(&self.config.dir, epoch).join(SINK_PART);
         let entry = manifest::write_part(&path, |out| {
-            bincode::serialize_into(out, &part).map_err(std::io::Error::other)
+            encoding()
+                .serialize_into(out, &part)
+                .map_err(std::io::Error::other)
         })?;
         let manifest = Manifest {
             format: manifest::FORMAT,

@@ -59,8 +59,8 @@ impl Sink<'_> {
             .ok_or_else(|| anyhow::anyhow!("the checkpoint has no {SINK_PART}"))?;
         let (facts, rows, gaps, estimates) = decode_sink(bytes)?;
         let state = &mut self.state;
-        if let (Some(table), Some(rows)) = (&mut state.table, rows) {
-            *table = DigestedTable::with_rows(table.table().scale(), rows);
+        if let (Some(table), Some((rows, windows))) = (&mut state.table, rows) {
+            *table = DigestedTable::with_rows(table.table().scale(), rows, windows);
         }
         if let (Some(table), Some(gaps)) = (&mut state.gaps, gaps) {
             *table = gaps;
@@ -119,6 +119,21 @@ impl Sink<'_> {
         Ok(())
     }
 
+    /// A checkpoint of `epoch`, the last planned, asked for while the run is idle: taken now if
+    /// the epoch is written (no output of a later one is applied: none is planned yet), or
+    /// when it is.
+    pub fn want_checkpoint(&mut self, epoch: u64) -> anyhow::Result<()> {
+        if let Some(planned) = self.planned.get_mut(&epoch) {
+            planned.checkpoint = true;
+            return Ok(());
+        }
+        let taken = self.checkpointer.as_ref().and_then(|c| c.taken);
+        if self.open == epoch + 1 && taken < Some(epoch) {
+            self.checkpoint(epoch)?;
+        }
+        Ok(())
+    }
+
     /// Whether a checkpoint still waits for workers' parts.
     pub fn checkpoint_waiting(&self) -> bool {
         self.checkpointer.as_ref().is_some_and(|c| c.waiting())
@@ -158,6 +173,12 @@ impl Sink<'_> {
             .filter(|i| *i < AUDIT_FILE_BASE)
             .max()
             .map_or(0, |i| i + 1);
+        // The window digests go beside the rows: a resumed run need not hash every row again.
+        let windows = self
+            .state
+            .table
+            .as_mut()
+            .map(|t| t.current_digest().windows);
         let state = &self.state;
         let f = &state.facts;
         let r = &f.read;
@@ -188,7 +209,11 @@ impl Sink<'_> {
         };
         let part = (
             &facts,
-            state.table.as_ref().map(|t| t.table().rows()),
+            state
+                .table
+                .as_ref()
+                .zip(windows.as_deref())
+                .map(|(t, w)| (t.table().rows(), w)),
             state.gaps.as_ref(),
             &state.estimates,
         );

@@ -256,12 +256,19 @@ impl<'w> Sink<'w> {
         Ok(())
     }
 
-    /// Takes an epoch the planner sent.
-    pub fn plan(&mut self, planned: Planned) {
+    /// Takes an epoch the planner sent; output of it that came first is applied now.
+    pub fn plan(&mut self, planned: Planned) -> anyhow::Result<()> {
         self.sources
             .entry(planned.source)
             .or_insert_with(|| planned.name.clone());
-        self.planned.insert(planned.epoch, planned);
+        let epoch = planned.epoch;
+        self.planned.insert(epoch, planned);
+        if epoch == self.open {
+            for (update, diff) in self.early.remove(&epoch).unwrap_or_default() {
+                self.take(epoch, update, diff)?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes one worker's read counts of an epoch.
@@ -285,7 +292,9 @@ impl<'w> Sink<'w> {
     }
 
     fn take(&mut self, epoch: u64, update: Update, diff: isize) -> anyhow::Result<()> {
-        if epoch > self.open {
+        // An epoch's output is applied once the sink knows it is planned: a checkpoint of
+        // the epoch before, asked for ahead of it, is taken before any of it is applied.
+        if epoch > self.open || (epoch == self.open && !self.planned.contains_key(&epoch)) {
             self.early.entry(epoch).or_default().push((update, diff));
             return Ok(());
         }

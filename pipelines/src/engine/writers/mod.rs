@@ -121,6 +121,15 @@ impl Needs {
     }
 }
 
+/// What the planner tells the sink, in order.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// An epoch planned.
+    Epoch(Planned),
+    /// A checkpoint of this epoch, the last planned, taken while the run is idle.
+    Checkpoint(u64),
+}
+
 /// An epoch as the planner sent it to the sink: what it read, and when.
 #[derive(Clone, Debug)]
 pub struct Planned {
