@@ -91,9 +91,6 @@ pub fn run(
         (checkpointer, known),
     )?;
     sink.begin(resume.as_deref())?;
-    if let Some(resume) = &resume {
-        sink.resume(resume)?;
-    }
     let (output_tx, output_rx) = mpsc::channel();
     let (stats_tx, stats_rx) = mpsc::channel();
     let (planned_tx, planned_rx) = mpsc::channel();
@@ -162,6 +159,10 @@ pub fn run(
     let mut progress = Progress::new(config.progress);
     let mut next_snapshot = Instant::now() + config.snapshot_interval;
     let result = (|| -> anyhow::Result<()> {
+        // The sink loads its state while the workers load theirs.
+        if let Some(resume) = &resume {
+            sink.resume(resume)?;
+        }
         loop {
             let disconnected = match output_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(event) => {
