@@ -193,10 +193,14 @@ impl Durable for GroupState {
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
         let (key, values): (GroupKey, Vec<(Decimal, i64)>) = decode(entry)?;
-        let hasher = &self.hasher;
-        self.groups.reserve(1, |entry| hasher.hash_one(&entry.0));
         self.update(&key, values.into_iter().map(|(v, n)| (v, n as isize)));
         Ok(())
+    }
+
+    fn reserve(&mut self, entries: usize) {
+        let hasher = &self.hasher;
+        self.groups
+            .reserve(entries, |entry| hasher.hash_one(&entry.0));
     }
 }
 

@@ -39,6 +39,13 @@ pub(crate) trait Durable {
 
     /// Takes one saved entry back.
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error>;
+
+    /// Makes room for `entries` more, before they are loaded. Entries are saved in the order
+    /// of their table's buckets, and inserting them in that order into a table that grows as
+    /// it goes crowds its first buckets: loading one is slow unless the room is made first.
+    fn reserve(&mut self, entries: usize) {
+        let _ = entries;
+    }
 }
 
 /// How entries are encoded: bincode with variable-length integers (small numbers, and the
@@ -134,6 +141,18 @@ impl Restore {
         if self.error.is_some() {
             return;
         }
+        let mut count = 0;
+        for part in &self.parts {
+            let counted = for_each_entry(part, operator, |route, _| {
+                count += usize::from((self.keep)(route));
+                Ok(())
+            });
+            if let Err(e) = counted {
+                self.error = Some(e);
+                return;
+            }
+        }
+        state.reserve(count);
         for part in &self.parts {
             let result = for_each_entry(part, operator, |route, entry| {
                 if (self.keep)(route) {

@@ -185,6 +185,12 @@ impl Durable for IdState {
         self.offer(&decode::<Event>(entry)?);
         Ok(())
     }
+
+    fn reserve(&mut self, entries: usize) {
+        let hasher = &self.hasher;
+        self.current
+            .reserve(entries, |e| hasher.hash_one(e.id.as_str()));
+    }
 }
 
 impl PerTime for IdState {

@@ -522,6 +522,12 @@ impl Durable for SessionState {
             .insert_unique(hash, Box::new(state), |s| hasher.hash_one(s.key.as_str()));
         Ok(())
     }
+
+    fn reserve(&mut self, entries: usize) {
+        let hasher = &self.hasher;
+        self.keys
+            .reserve(entries, |s| hasher.hash_one(s.key.as_str()));
+    }
 }
 
 impl PerTime for SessionState {

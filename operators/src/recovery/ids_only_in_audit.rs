@@ -99,6 +99,12 @@ impl Durable for OriginState {
             .insert_unique(hash, (id, main), |(seen, _)| hasher.hash_one(seen.as_str()));
         Ok(())
     }
+
+    fn reserve(&mut self, entries: usize) {
+        let hasher = &self.hasher;
+        self.ids
+            .reserve(entries, |(seen, _)| hasher.hash_one(seen.as_str()));
+    }
 }
 
 impl PerTime for OriginState {

@@ -53,6 +53,9 @@ pub struct SavedFacts {
     pub writers: Vec<Vec<u64>>,
 }
 
+/// One row of the table, as saved.
+pub type RowEntry = ((Window, CompactString), amend_operators::Agg);
+
 /// The estimates the sink holds.
 pub type Estimates = BTreeMap<(Window, CompactString), Estimate>;
 
@@ -64,10 +67,11 @@ pub type SinkPartRef<'a> = (
     &'a Estimates,
 );
 
-/// What the sink's part holds, as loaded.
+/// What the sink's part holds, as loaded: the rows, saved as a map in (window, key) order,
+/// are read as a list and built into their map in one pass.
 pub type SinkPart = (
     SavedFacts,
-    Option<(Rows, Vec<WindowDigest>)>,
+    Option<(Vec<RowEntry>, Vec<WindowDigest>)>,
     Option<GapTable>,
     Estimates,
 );

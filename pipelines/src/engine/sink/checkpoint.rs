@@ -60,6 +60,8 @@ impl Sink<'_> {
         let (facts, rows, gaps, estimates) = decode_sink(bytes)?;
         let state = &mut self.state;
         if let (Some(table), Some((rows, windows))) = (&mut state.table, rows) {
+            // In key order already: the map is built from sorted entries, without a search each.
+            let rows = rows.into_iter().collect();
             *table = DigestedTable::with_rows(table.table().scale(), rows, windows);
         }
         if let (Some(table), Some(gaps)) = (&mut state.gaps, gaps) {
