@@ -92,16 +92,6 @@ impl EngineConfig {
             ..FieldNames::default()
         };
         names.validate().map_err(usage)?;
-        let duration = |flag: &str, text: &str, zero: bool| -> anyhow::Result<u64> {
-            // Zero (`0s`) is a duration where `zero` allows it.
-            let unit = text.trim_start_matches('0');
-            let is_zero = unit.len() < text.len() && parse_duration(&format!("1{unit}")).is_ok();
-            match parse_duration(text) {
-                Ok(ms) => Ok(ms as u64),
-                Err(_) if zero && is_zero => Ok(0),
-                Err(e) => Err(usage(format!("{flag}: {e}"))),
-            }
-        };
         let lateness = Lateness {
             max_out_of_orderness: duration(
                 "--max-out-of-orderness",
@@ -158,6 +148,18 @@ impl EngineConfig {
     }
 }
 
+/// The milliseconds of the duration `text` of `flag`; zero (`0`, `0s`) only if `zero` allows it.
+fn duration(flag: &str, text: &str, zero: bool) -> anyhow::Result<u64> {
+    let unit = text.trim_start_matches('0');
+    let is_zero =
+        unit.len() < text.len() && (unit.is_empty() || parse_duration(&format!("1{unit}")).is_ok());
+    match parse_duration(text) {
+        Ok(ms) => Ok(ms as u64),
+        Err(_) if zero && is_zero => Ok(0),
+        Err(e) => Err(anyhow::Error::new(UsageError(format!("{flag}: {e}")))),
+    }
+}
+
 /// A size in bytes: a number, optionally followed by K, M or G (KiB, MiB, GiB; powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -195,18 +197,11 @@ pub fn checkpoint_config(
     let Some(dir) = c.checkpoint_dir.clone() else {
         return Ok(None);
     };
-    let interval = if c.checkpoint_interval.trim_start_matches('0').is_empty()
-        || c.checkpoint_interval
-            .trim_start_matches('0')
-            .chars()
-            .all(|ch| ch.is_ascii_alphabetic())
-    {
-        Duration::ZERO
-    } else {
-        let ms = parse_duration(&c.checkpoint_interval)
-            .map_err(|e| usage(format!("--checkpoint-interval {e}")))?;
-        Duration::from_millis(ms as u64)
-    };
+    let interval = Duration::from_millis(duration(
+        "--checkpoint-interval",
+        &c.checkpoint_interval,
+        true,
+    )?);
     if c.checkpoints_retained == 0 {
         return Err(usage("--checkpoints-retained 0: must be at least 1".into()));
     }

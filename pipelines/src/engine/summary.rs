@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::engine::reader::ReadStats;
 
 /// What was read, over all epochs: read = accepted + dead-lettered + skipped.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ReadCounts {
     /// Records read: accepted plus dead-lettered plus skipped.
     pub records_read: u64,

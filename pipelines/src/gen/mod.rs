@@ -220,15 +220,7 @@ fn generate_with_audit(
     g.corrections_file(&mut sink)
         .context("writing the corrections file")?;
     let correction_lines = sink.finish().context("writing the corrections file")?;
-    let report = GenReport {
-        events_path: PathBuf::new(),
-        corrections_path: PathBuf::new(),
-        event_lines,
-        correction_lines,
-        bad_lines: g.bad_lines,
-        dropped_lines: g.dropped_lines,
-        audit: None,
-    };
+    let report = GenReport::counts(&g, event_lines, correction_lines);
     Ok((report, g.audit.take().map(|(_, lines)| lines)))
 }
 
@@ -241,15 +233,22 @@ pub fn stream(args: &GenArgs, out: &mut impl Write) -> anyhow::Result<GenReport>
     let mut sink = Sink::new(out);
     let (event_lines, correction_lines) = g.stream(&mut sink).context("writing the stream")?;
     sink.finish().context("writing the stream")?;
-    Ok(GenReport {
-        events_path: PathBuf::new(),
-        corrections_path: PathBuf::new(),
-        event_lines,
-        correction_lines,
-        bad_lines: g.bad_lines,
-        dropped_lines: g.dropped_lines,
-        audit: None,
-    })
+    Ok(GenReport::counts(&g, event_lines, correction_lines))
+}
+
+impl GenReport {
+    /// The counts of what `g` wrote, with empty paths.
+    fn counts(g: &Generator, event_lines: u64, correction_lines: u64) -> GenReport {
+        GenReport {
+            events_path: PathBuf::new(),
+            corrections_path: PathBuf::new(),
+            event_lines,
+            correction_lines,
+            bad_lines: g.bad_lines,
+            dropped_lines: g.dropped_lines,
+            audit: None,
+        }
+    }
 }
 
 /// Validated arguments.

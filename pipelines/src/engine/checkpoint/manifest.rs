@@ -153,6 +153,11 @@ pub fn epoch_dir(dir: &Path, epoch: u64) -> PathBuf {
     dir.join(format!("epoch-{epoch:012}"))
 }
 
+/// The epoch of a checkpoint's directory, from its name (`epoch-<E>`).
+pub fn epoch_of_dir(name: &std::ffi::OsStr) -> Option<u64> {
+    name.to_str()?.strip_prefix("epoch-")?.parse().ok()
+}
+
 /// The name of the manifest in a checkpoint's directory.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -250,11 +255,7 @@ pub fn find(dir: &Path) -> io::Result<Vec<Found>> {
     };
     for entry in entries {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(epoch) = name
-            .strip_prefix("epoch-")
-            .and_then(|e| e.parse::<u64>().ok())
-        else {
+        let Some(epoch) = epoch_of_dir(&entry.file_name()) else {
             continue;
         };
         let path = entry.path().join(MANIFEST);
@@ -295,12 +296,12 @@ pub fn read_parts(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Ve
     let read = |part: &PartEntry| -> Result<Vec<u8>, String> {
         let path = dir.join(&part.file);
         let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if bytes.len() as u64 != part.bytes || hex(&Sha256::digest(&bytes)) != part.sha256 {
-            return Err(format!(
-                "{}: its SHA-256 differs from the manifest's",
-                path.display()
-            ));
-        }
+        check(
+            part,
+            &path,
+            bytes.len() as u64,
+            Sha256::digest(&bytes).as_slice(),
+        )?;
         Ok(bytes)
     };
     let read: Vec<Result<Vec<u8>, String>> = std::thread::scope(|scope| {
@@ -336,12 +337,18 @@ pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
         };
         io::copy(&mut file, &mut hash).map_err(|e| e.to_string())?;
         let Hashing { hash, bytes, .. } = hash;
-        if bytes != part.bytes || hex(&hash.finalize()) != part.sha256 {
-            return Err(format!(
-                "{}: its SHA-256 differs from the manifest's",
-                path.display()
-            ));
-        }
+        check(part, &path, bytes, hash.finalize().as_slice())?;
+    }
+    Ok(())
+}
+
+/// Whether the part at `path`, of `bytes` bytes with SHA-256 `sha256`, is the one `part` lists.
+fn check(part: &PartEntry, path: &Path, bytes: u64, sha256: &[u8]) -> Result<(), String> {
+    if bytes != part.bytes || hex(sha256) != part.sha256 {
+        return Err(format!(
+            "{}: its SHA-256 differs from the manifest's",
+            path.display()
+        ));
     }
     Ok(())
 }
@@ -356,11 +363,7 @@ pub fn prune(dir: &Path, retained: usize) -> io::Result<()> {
     };
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(epoch) = name
-            .strip_prefix("epoch-")
-            .and_then(|e| e.parse::<u64>().ok())
-        else {
+        let Some(epoch) = epoch_of_dir(&entry.file_name()) else {
             continue;
         };
         if epoch < newest && !keep.contains(&epoch) {

@@ -293,7 +293,7 @@ fn remove_all(dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with("epoch-") {
+        if manifest::epoch_of_dir(&entry.file_name()).is_some() {
             std::fs::remove_dir_all(entry.path()).map_err(|e| {
                 anyhow::anyhow!("cannot remove checkpoint {}: {e}", entry.path().display())
             })?;

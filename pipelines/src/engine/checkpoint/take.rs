@@ -16,6 +16,8 @@ use bincode::Options;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::sink::Counts;
+
 use super::manifest::{self, FilePosition, Manifest, PartEntry};
 use super::{CheckpointConfig, SINK_PART};
 
@@ -31,22 +33,8 @@ pub struct PartWritten {
 /// The sink's counts that a checkpoint keeps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SavedFacts {
-    /// records read, accepted, dead-lettered, skipped; audit lines skipped.
-    pub read: [u64; 5],
-    /// Epochs written.
-    pub epochs: u64,
-    /// Late records.
-    pub records_late: u64,
-    /// Ids current and deleted.
-    pub ids: [i64; 2],
-    /// Ids only audit logs had.
-    pub only_in_audit: i64,
-    /// Changelog lines.
-    pub changelog_lines: u64,
-    /// Each epoch's latency.
-    pub latencies: Vec<f64>,
-    /// The greatest event time of the written epochs.
-    pub max_ts: Option<Millis>,
+    /// The run's counts.
+    pub counts: Counts,
     /// Input names by index.
     pub sources: BTreeMap<u32, String>,
     /// Each writer's counts, in order.

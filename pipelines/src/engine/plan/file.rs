@@ -144,18 +144,16 @@ impl Source for FileSource {
         if self.done || file.path.display().to_string() != path || start != self.planned {
             return Ok(None);
         }
-        self.started = true;
         if file.gzip {
-            self.done = true;
+            (self.started, self.done) = (true, true);
             return Ok(Some(Epoch::whole(Arc::clone(file), planning.epoch())));
         }
-        let Some(end) = end.filter(|end| *end <= fs::metadata(&file.path).map_or(0, |m| m.len()))
-        else {
+        let len = fs::metadata(&file.path)?.len();
+        let Some(end) = end.filter(|end| *end <= len) else {
             return Ok(None);
         };
-        if !self.follow {
-            self.done = end >= fs::metadata(&file.path)?.len();
-        }
+        self.started = true;
+        self.done = !self.follow && end >= len;
         Ok(Some(self.plan(planning, end)))
     }
 }

@@ -138,15 +138,16 @@ impl Planning {
                 index
             }
         };
-        self.known
-            .lock()
-            .expect("not poisoned")
-            .insert(index, path.to_owned());
         Ok(index)
     }
 
     /// Opens the input file at `path` as a source: where a checkpoint left it, if it did.
+    /// The file becomes one of the known files, whose positions a checkpoint keeps.
     fn open(&mut self, file: InputFile, follow: bool) -> file::FileSource {
+        self.known
+            .lock()
+            .expect("not poisoned")
+            .insert(file.index, file.path.clone());
         let reached = self.reached.get(&file.path).cloned();
         file::FileSource::new(file, follow, self.epoch_bytes, reached)
     }
@@ -209,11 +210,6 @@ impl Planner {
                 .and_then(|i| AUDIT_FILE_BASE.checked_add(i))
                 .ok_or_else(|| anyhow::anyhow!("too many audit logs"))?;
             let file = InputFile::open_audit(path, index)?;
-            self.planning
-                .known
-                .lock()
-                .expect("not poisoned")
-                .insert(index, path.clone());
             let source = self.planning.open(file, false);
             self.sources.push(Box::new(source));
         }

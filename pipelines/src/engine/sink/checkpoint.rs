@@ -12,20 +12,26 @@ use crate::engine::checkpoint::Resume;
 use crate::engine::checkpoint::SINK_PART;
 use crate::engine::checkpoint::manifest::FilePosition;
 use crate::engine::checkpoint::take::{PartWritten, Point, SavedFacts, decode_sink};
-use crate::engine::summary::ReadCounts;
+use crate::engine::writers::files::AppendFile;
 
 fn usage(text: String) -> anyhow::Error {
     anyhow::Error::new(crate::UsageError(text))
 }
 
-impl Sink<'_> {
-    /// Starts every append-only output: emptied, or, resuming, cut to the checkpoint's length.
-    pub fn begin(&mut self, resume: Option<&Resume>) -> anyhow::Result<()> {
-        let lengths = resume.map(|r| &r.manifest.outputs);
+impl<'w> Sink<'w> {
+    /// Every append-only output: `epochs.jsonl`, then each writer's.
+    fn append_files(&mut self) -> Vec<&mut AppendFile> {
         let mut files = vec![self.epochs.file()];
         for writer in self.writers.iter_mut() {
             files.extend(writer.appends());
         }
+        files
+    }
+
+    /// Starts every append-only output: emptied, or, resuming, cut to the checkpoint's length.
+    pub fn begin(&mut self, resume: Option<&Resume>) -> anyhow::Result<()> {
+        let lengths = resume.map(|r| &r.manifest.outputs);
+        let files = self.append_files();
         // Every file is checked before any is cut: a run that cannot resume changes nothing.
         let mut at = Vec::new();
         for file in &files {
@@ -68,28 +74,14 @@ impl Sink<'_> {
             *table = gaps;
         }
         state.estimates = estimates;
-        let [read, accepted, dead, skipped, audit] = facts.read;
-        let f = &mut state.facts;
-        f.read = ReadCounts {
-            records_read: read,
-            records_accepted: accepted,
-            records_dead_lettered: dead,
-            records_skipped: skipped,
-            audit_lines_skipped: audit,
-        };
-        f.epochs = facts.epochs;
-        f.records_late = facts.records_late;
-        f.ids = facts.ids;
-        f.only_in_audit = facts.only_in_audit;
-        f.changelog_lines = facts.changelog_lines;
-        f.latencies = facts.latencies;
-        f.max_ts = facts.max_ts;
-        f.resumed_after = Some(resume.manifest.epoch);
+        state.facts.counts = facts.counts;
+        state.facts.resumed_after = Some(resume.manifest.epoch);
         self.sources = facts.sources;
         for (writer, saved) in self.writers.iter_mut().zip(&facts.writers) {
             writer.restore(saved);
         }
         self.open = resume.next_epoch();
+        self.open_planned = false;
         self.reached = resume
             .manifest
             .files
@@ -148,11 +140,7 @@ impl Sink<'_> {
             return Ok(());
         }
         let mut outputs = BTreeMap::new();
-        let mut files = vec![self.epochs.file()];
-        for writer in self.writers.iter_mut() {
-            files.extend(writer.appends());
-        }
-        for file in files {
+        for file in self.append_files() {
             outputs.insert(file.name().to_string(), file.sync()?);
         }
         let known: Vec<(u32, PathBuf)> = self
@@ -182,23 +170,9 @@ impl Sink<'_> {
             .as_mut()
             .map(|t| t.current_digest().windows);
         let state = &self.state;
-        let f = &state.facts;
-        let r = &f.read;
+        let counts = &state.facts.counts;
         let facts = SavedFacts {
-            read: [
-                r.records_read,
-                r.records_accepted,
-                r.records_dead_lettered,
-                r.records_skipped,
-                r.audit_lines_skipped,
-            ],
-            epochs: f.epochs,
-            records_late: f.records_late,
-            ids: f.ids,
-            only_in_audit: f.only_in_audit,
-            changelog_lines: f.changelog_lines,
-            latencies: f.latencies.clone(),
-            max_ts: f.max_ts,
+            counts: counts.clone(),
             sources: self.sources.clone(),
             writers: self.writers.iter().map(|w| w.save()).collect(),
         };
@@ -206,8 +180,8 @@ impl Sink<'_> {
             files: positions,
             next_index,
             outputs,
-            max_ts: f.max_ts,
-            records_read: r.records_read,
+            max_ts: counts.max_ts,
+            records_read: counts.read.records_read,
         };
         let part = (
             &facts,

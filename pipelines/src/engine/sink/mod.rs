@@ -46,8 +46,9 @@ pub struct State {
     pub facts: Facts,
 }
 
-/// The counts of the run so far.
-pub struct Facts {
+/// The counts of the run so far, which a checkpoint keeps and a resumed run goes on from.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
     /// What was read.
     pub read: ReadCounts,
     /// Epochs written.
@@ -64,6 +65,12 @@ pub struct Facts {
     pub latencies: Vec<f64>,
     /// The greatest event time of the written epochs.
     pub max_ts: Option<Millis>,
+}
+
+/// The counts of the run so far, and how it runs.
+pub struct Facts {
+    /// The counts a checkpoint keeps.
+    pub counts: Counts,
     /// When the run started.
     pub started: Instant,
     /// Timely workers.
@@ -83,7 +90,7 @@ impl Facts {
     pub fn run_stats(&self) -> RunStats {
         let elapsed_seconds = self.started.elapsed().as_secs_f64();
         RunStats {
-            epochs: self.epochs,
+            epochs: self.counts.epochs,
             elapsed_seconds,
             records_per_second: self.run_records_read as f64 / elapsed_seconds.max(1e-9),
             workers: self.workers,
@@ -94,7 +101,7 @@ impl Facts {
 
     /// The watermark after the written epochs.
     pub fn watermark(&self) -> Option<Millis> {
-        self.lateness.watermark(self.max_ts)
+        self.lateness.watermark(self.counts.max_ts)
     }
 }
 
@@ -102,18 +109,18 @@ impl State {
     /// `summary.json` as of now, for the table whose digest is `digest`.
     pub fn summary(&self, digest: Option<&TableDigest>) -> Summary {
         let facts = &self.facts;
-        let mut latencies = facts.latencies.clone();
+        let mut latencies = facts.counts.latencies.clone();
         let (state_ids, state_groups) = facts.gauges.state.read();
         Summary {
-            read: facts.read.clone(),
-            ids_only_in_audit: facts.only_in_audit.max(0) as u64,
-            records_late: facts.records_late,
-            ids_current: facts.ids[Op::Upsert as usize].max(0) as u64,
-            ids_deleted: facts.ids[Op::Delete as usize].max(0) as u64,
+            read: facts.counts.read.clone(),
+            ids_only_in_audit: facts.counts.only_in_audit.max(0) as u64,
+            records_late: facts.counts.records_late,
+            ids_current: facts.counts.ids[Op::Upsert as usize].max(0) as u64,
+            ids_deleted: facts.counts.ids[Op::Delete as usize].max(0) as u64,
             run: facts.run_stats(),
             rows: self.table.as_ref().map_or(0, |t| t.table().row_count()),
             windows: digest.map_or(0, |d| d.windows.len() as u64),
-            changelog_lines: facts.changelog_lines,
+            changelog_lines: facts.counts.changelog_lines,
             table_digest: digest.map(|d| d.table.clone()).unwrap_or_default(),
             epoch_latency_ms_p50: percentile(&mut latencies, 0.5),
             epoch_latency_ms_p99: percentile(&mut latencies, 0.99),
@@ -138,6 +145,8 @@ pub struct Sink<'w> {
     frontier: MutableAntichain<Time>,
     /// The epoch whose changes are being applied.
     open: u64,
+    /// Whether the open epoch's plan has come: its output waits until it has.
+    open_planned: bool,
     /// Epochs planned and not yet written.
     planned: BTreeMap<u64, Planned>,
     /// Each epoch's read counts, summed over workers.
@@ -203,6 +212,7 @@ impl<'w> Sink<'w> {
         Ok(Sink {
             frontier,
             open: 0,
+            open_planned: false,
             planned: BTreeMap::new(),
             stats: BTreeMap::new(),
             pending: Open::default(),
@@ -213,14 +223,7 @@ impl<'w> Sink<'w> {
                 gaps: computations.gaps.map(|_| GapTable::new()),
                 estimates: BTreeMap::new(),
                 facts: Facts {
-                    read: ReadCounts::default(),
-                    epochs: 0,
-                    records_late: 0,
-                    ids: [0, 0],
-                    only_in_audit: 0,
-                    changelog_lines: 0,
-                    latencies: Vec::new(),
-                    max_ts: None,
+                    counts: Counts::default(),
                     started,
                     workers: config.workers,
                     lateness: config.lateness,
@@ -264,6 +267,7 @@ impl<'w> Sink<'w> {
         let epoch = planned.epoch;
         self.planned.insert(epoch, planned);
         if epoch == self.open {
+            self.open_planned = true;
             for (update, diff) in self.early.remove(&epoch).unwrap_or_default() {
                 self.take(epoch, update, diff)?;
             }
@@ -294,7 +298,7 @@ impl<'w> Sink<'w> {
     fn take(&mut self, epoch: u64, update: Update, diff: isize) -> anyhow::Result<()> {
         // An epoch's output is applied once the sink knows it is planned: a checkpoint of
         // the epoch before, asked for ahead of it, is taken before any of it is applied.
-        if epoch > self.open || (epoch == self.open && !self.planned.contains_key(&epoch)) {
+        if epoch > self.open || (epoch == self.open && !self.open_planned) {
             self.early.entry(epoch).or_default().push((update, diff));
             return Ok(());
         }
@@ -320,8 +324,8 @@ impl<'w> Sink<'w> {
                 .pending
                 .late
                 .extend(std::iter::repeat_n(late, diff.max(0) as usize)),
-            Update::Id(op) => state.facts.ids[op as usize] += diff as i64,
-            Update::OnlyInAudit => state.facts.only_in_audit += diff as i64,
+            Update::Id(op) => state.facts.counts.ids[op as usize] += diff as i64,
+            Update::OnlyInAudit => state.facts.counts.only_in_audit += diff as i64,
             Update::Estimate((key, estimate)) => {
                 if diff > 0 {
                     state.estimates.insert(key, estimate);
@@ -408,26 +412,27 @@ impl<'w> Sink<'w> {
             writer.epoch(&closed)?;
         }
         if let Some(table) = &state.table {
-            state.facts.changelog_lines += table.changes().lines() as u64;
+            state.facts.counts.changelog_lines += table.changes().lines() as u64;
         }
         let facts = &mut state.facts;
         let latency = self
             .epochs
             .write(&closed, watermark, facts.gauges.state.read())?;
-        facts.latencies.push(latency);
-        facts.read.add(&read);
+        facts.counts.latencies.push(latency);
+        facts.counts.read.add(&read);
         facts.run_records_read += read.read;
-        facts.records_late += open.late.len() as u64;
-        facts.epochs += 1;
+        facts.counts.records_late += open.late.len() as u64;
+        facts.counts.epochs += 1;
         if let Some(table) = &mut state.table {
             table.end_epoch();
             // Windows that closed at this epoch's start can no longer change.
-            if let Some(horizon) = facts.lateness.horizon(facts.max_ts) {
+            if let Some(horizon) = facts.lateness.horizon(facts.counts.max_ts) {
                 table.close_windows(horizon)?;
             }
         }
-        facts.max_ts = facts.max_ts.max(read.max_ts);
+        facts.counts.max_ts = facts.counts.max_ts.max(read.max_ts);
         self.open = epoch + 1;
+        self.open_planned = self.planned.contains_key(&self.open);
         Ok(())
     }
 

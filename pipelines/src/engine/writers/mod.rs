@@ -236,7 +236,7 @@ impl<'a> SnapshotPoint<'a> {
 
     /// What was read so far.
     pub fn read(&self) -> &'a ReadCounts {
-        &self.state.facts.read
+        &self.state.facts.counts.read
     }
 
     /// The run's epochs, workers and time so far.
