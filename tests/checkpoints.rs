@@ -429,8 +429,13 @@ fn one_more_corrections_file_is_all_a_resume_reads() {
     let (day1, day2) = fixes.split_at(fixes.len() / 2);
     let cut = day1.rfind('\n').unwrap() + 1;
     let (day1, day2) = (&fixes[..cut], format!("{}{day2}", &day1[cut..]));
+    // Day 3: the last quarter of day 2's lines.
+    let lines: Vec<&str> = day2.lines().collect();
+    let (day2, day3) = lines.split_at(lines.len() - lines.len() / 4);
+    let (day2, day3) = (day2.join("\n") + "\n", day3.join("\n") + "\n");
     dir.create("day1.jsonl", day1);
     dir.create("day2.jsonl", &day2);
+    dir.create("day3.jsonl", &day3);
     let job = |out: &str, fixes: &[&str], workers: &str, ckpt: bool| {
         let mut a = vec!["aggregate", "--input", "data/events.jsonl", "--corrections"];
         a.extend(fixes);
@@ -448,15 +453,37 @@ fn one_more_corrections_file_is_all_a_resume_reads() {
         }
         dir.run(&a).expect_code(0);
     };
-    job("all", &["day1.jsonl", "day2.jsonl"], "1", false);
-    job("daily", &["day1.jsonl"], "2", true);
-    job("daily", &["day1.jsonl", "day2.jsonl"], "3", true);
+    let days = ["day1.jsonl", "day2.jsonl", "day3.jsonl"];
+    job("all", &days, "1", false);
+    job("daily", &days[..1], "2", true);
+    // Another worker count: the state is re-partitioned, and the checkpoint written whole.
+    job("daily", &days[..2], "3", true);
     let s = summary(&dir, "daily");
     assert_eq!(
         s["run_records_read"].as_u64(),
         Some(day2.lines().count() as u64)
     );
     assert_eq!(s["resumed_after_epoch"].as_u64(), Some(1));
+    // The same worker count: the checkpoint holds what day 3 changed, over day 2's.
+    job("daily", &days, "3", true);
+    let s = summary(&dir, "daily");
+    assert_eq!(
+        s["run_records_read"].as_u64(),
+        Some(day3.lines().count() as u64)
+    );
+    assert_eq!(s["resumed_after_epoch"].as_u64(), Some(2));
+    assert_same_outputs(&dir.join("all"), &dir.join("daily"));
+    let listed = dir.run(&["checkpoints", "ckpt", "--json"]);
+    let listed: Value = serde_json::from_str(&listed.expect_code(0).stdout).unwrap();
+    let (day3, day2) = (&listed[0], &listed[1]);
+    assert_eq!(day3["epoch"], 3, "{listed}");
+    assert_eq!(day3["builds_on"], serde_json::json!([2]), "{listed}");
+    // Day 2's workers wrote their state whole (re-partitioned); the sink's part builds on day 1.
+    assert_eq!(day2["builds_on"], serde_json::json!([1]), "{listed}");
+    let (written, whole) = (day3["bytes_written"].as_u64(), day3["bytes"].as_u64());
+    assert!(written.unwrap() * 2 < whole.unwrap(), "{listed}");
+    // A resume from day 3's checkpoint, which builds on day 2's, with nothing new: the same.
+    job("daily", &days, "3", true);
     assert_same_outputs(&dir.join("all"), &dir.join("daily"));
 }
 
@@ -520,8 +547,12 @@ fn a_damaged_checkpoint_falls_back_to_the_one_before() {
         Some(1),
         "{summary}"
     );
-    for epoch in [1, 2] {
-        flip_byte(&dir.join(format!("ckpt/epoch-00000000000{epoch}/sink.state")));
+    // Every checkpoint kept (the two retained, and the one whose parts they build on).
+    for entry in fs::read_dir(dir.join("ckpt")).unwrap() {
+        let path = entry.unwrap().path().join("sink.state");
+        if path.exists() {
+            flip_byte(&path);
+        }
     }
     let run = dir.run(&args);
     run.expect_code(2);

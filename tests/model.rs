@@ -395,7 +395,7 @@ proptest! {
 /// Checkpoints: a run over the first `at` files with `--checkpoint-dir`, then a run over all
 /// of them (with another worker count) that resumes from its checkpoint, writes the same
 /// outputs as one run straight through; the first run's checkpoint is of a random epoch.
-fn check_resume(case: &Case, at: usize, workers: (usize, usize)) -> Result<(), String> {
+fn check_resume(case: &Case, at: usize, workers: [usize; 3]) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let inputs = write_inputs(case, &dir.path().join("in"));
     let opts = |workers| Options {
@@ -412,11 +412,15 @@ fn check_resume(case: &Case, at: usize, workers: (usize, usize)) -> Result<(), S
         "0".into(),
     ];
     let at = at.clamp(1, inputs.len());
-    run_with(case, &inputs[..at], &out, opts(workers.0), &ckpt)?;
-    let resumed = run_with(case, &inputs, &out, opts(workers.1), &ckpt)?;
+    // Three runs: up to `at`, one more input, the rest; the second resumes and checkpoints
+    // changes on top of what it loaded, which the third loads.
+    run_with(case, &inputs[..at], &out, opts(workers[0]), &ckpt)?;
+    let next = (at + 1).min(inputs.len());
+    run_with(case, &inputs[..next], &out, opts(workers[1]), &ckpt)?;
+    let resumed = run_with(case, &inputs, &out, opts(workers[2]), &ckpt)?;
     same_outputs(&straight, &resumed).map_err(|e| {
         format!(
-            "resumed after {at} of {} files, {workers:?} workers: {e}
+            "resumed after {at} and {next} of {} files, {workers:?} workers: {e}
 {}",
             inputs.len(),
             case.dump()
@@ -439,14 +443,15 @@ fn check_resume(case: &Case, at: usize, workers: (usize, usize)) -> Result<(), S
 proptest! {
     #![proptest_config(config(24))]
 
-    /// A resume from a checkpoint of a random epoch, with more inputs and another worker
-    /// count, gives the outputs of a run straight through; also with lateness.
+    /// Resumes from checkpoints of random epochs (incremental ones among them), with more
+    /// inputs and other worker counts, give the outputs of a run straight through; also with
+    /// lateness.
     #[test]
     fn resuming_from_a_checkpoint_matches_a_run_straight_through(
         case in case(&WINDOWS),
         live in live_case(),
         at in 1usize..=4,
-        workers in (1usize..=3, 1usize..=3),
+        workers in [1usize..=3, 1usize..=3, 1usize..=3],
     ) {
         check_resume(&case, at, workers).map_err(TestCaseError::fail)?;
         check_resume(&live, at, workers).map_err(TestCaseError::fail)?;

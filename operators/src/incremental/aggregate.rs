@@ -25,7 +25,7 @@ use crate::data::event::Time;
 use crate::data::time::Millis;
 use crate::data::window::Window;
 use crate::incremental::assign_windows::WindowedValue;
-use crate::incremental::durable::{Durable, Entries, Store, decode};
+use crate::incremental::durable::{Change, Durable, Entries, Store, decode};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -118,6 +118,8 @@ pub struct GroupState {
     hasher: foldhash::fast::FixedState,
     /// With a finite lateness: the hashes of groups by their window's end.
     closing: Option<ExpiryIndex>,
+    /// For checkpoints, once one is taken: the groups changed since (with repeats).
+    changed: Option<Vec<GroupKey>>,
 }
 
 impl GroupState {
@@ -142,7 +144,17 @@ impl GroupState {
     /// Forgets every group whose window ends at or before `horizon`.
     pub fn close_windows(&mut self, horizon: Millis) {
         if let Some(closing) = &mut self.closing {
-            closing.release(horizon, &mut self.groups, |g| g.0.0.end <= horizon);
+            let changed = &mut self.changed;
+            closing.release(
+                horizon,
+                &mut self.groups,
+                |g| g.0.0.end <= horizon,
+                |g| {
+                    if let Some(changed) = changed {
+                        changed.push(g.0);
+                    }
+                },
+            );
         }
     }
 
@@ -178,7 +190,18 @@ impl GroupState {
         if group.is_empty() {
             entry.remove();
         }
+        if let Some(changed) = &mut self.changed {
+            changed.push(key.clone());
+        }
         (before, after)
+    }
+
+    /// Forgets the group of `key`.
+    fn remove(&mut self, key: &GroupKey) {
+        let hash = self.hasher.hash_one(key);
+        if let Ok(found) = self.groups.find_entry(hash, |entry| entry.0 == *key) {
+            found.remove();
+        }
     }
 }
 
@@ -201,6 +224,42 @@ impl Durable for GroupState {
         let hasher = &self.hasher;
         self.groups
             .reserve(entries, |entry| hasher.hash_one(&entry.0));
+    }
+
+    fn track_changes(&mut self) {
+        self.changed = Some(Vec::new());
+    }
+
+    fn save_changes(&mut self, out: &mut Entries<'_>) -> std::io::Result<bool> {
+        let Some(mut changed) = self.changed.replace(Vec::new()) else {
+            return Ok(false);
+        };
+        changed.sort_unstable();
+        changed.dedup();
+        let hasher = &self.hasher;
+        for key in changed {
+            let found = self.groups.find(hasher.hash_one(&key), |e| e.0 == key);
+            match found {
+                Some(entry) => {
+                    let values: Vec<(Decimal, i64)> = entry.1.values().collect();
+                    out.put(key.hashed(), &Change::<&GroupKey, _>::Put((&key, values)))?
+                }
+                None => out.put(key.hashed(), &Change::<_, ()>::Remove(&key))?,
+            }
+        }
+        Ok(true)
+    }
+
+    fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        type Saved = Change<GroupKey, (GroupKey, Vec<(Decimal, i64)>)>;
+        match decode::<Saved>(entry)? {
+            Change::Put((key, values)) => {
+                self.remove(&key);
+                self.update(&key, values.into_iter().map(|(v, n)| (v, n as isize)));
+            }
+            Change::Remove(key) => self.remove(&key),
+        }
+        Ok(())
     }
 }
 

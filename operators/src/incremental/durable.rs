@@ -1,16 +1,22 @@
 //! Operator state that a checkpoint saves and a resumed run loads.
 //!
 //! Every stateful operator's state is a set of entries, each owned by the worker its exchange
-//! routes it to ([`Durable`]). A worker's part of a checkpoint ([`Store::save`]) is a header and
-//! one section per operator, by name: each entry with its route hash and its bytes (bincode),
-//! so that a loading worker can skip the entries of other workers without decoding them. A
-//! resumed run gives every worker the parts to load ([`Restore`]) and the workers keep the
-//! entries routed to them: with as many workers as before, each loads its own part; with
-//! another number, every worker reads every part and the state is re-partitioned.
+//! routes it to ([`Durable`]). A worker's part of a checkpoint ([`Store::save`]) holds one
+//! section per operator, by name: each entry with its route hash and its bytes (bincode), so
+//! that a loading worker can skip the entries of other workers without decoding them
+//! ([`layout`] gives the bytes).
 //!
-//! Part layout (little-endian): `AMENDSTA`, format version `u32`; then per section the name
-//! (`u16` length, bytes), its entries (`u64` route, `u32` length, bytes), and an end marker
-//! (`u64` 0, `u32` `u32::MAX`).
+//! Checkpoints are incremental: a section holds either every entry of its operator, or only
+//! the entries that changed since the worker's previous part, each a put or a removal
+//! ([`Change`]). A worker's parts form a chain, a part of every entry followed by parts of
+//! changes; loading applies them in order. Operators whose state does not record its changes
+//! save every entry in every part.
+//!
+//! A resumed run gives every worker the chains to load ([`Restore`]) and the workers keep the
+//! entries routed to them: with as many workers as before, each loads its own chain; with
+//! another number, every worker reads every chain and the state is re-partitioned.
+
+mod layout;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -19,17 +25,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bincode::Options;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::data::event::{Time, epoch_start};
 use crate::data::time::Millis;
-
-/// The first bytes of a part.
-const MAGIC: &[u8; 8] = b"AMENDSTA";
-/// The version of the part layout and of every entry's encoding.
-pub const FORMAT_VERSION: u32 = 2;
-const END: u32 = u32::MAX;
+use layout::{EntryOut, PartWriter, section};
+pub use layout::{FORMAT_VERSION, Kind};
 
 /// State a checkpoint can save and a resumed run load: a set of entries, each with the hash
 /// the operator's exchange routes it by.
@@ -46,6 +48,34 @@ pub(crate) trait Durable {
     fn reserve(&mut self, entries: usize) {
         let _ = entries;
     }
+
+    /// Begins recording which entries change, so that the next checkpoint can save only
+    /// those; called once every entry is saved or loaded. State that does not record its
+    /// changes ignores it.
+    fn track_changes(&mut self) {}
+
+    /// Writes the entries changed since changes were last tracked or taken, as [`Change`]s,
+    /// and begins recording anew: `Ok(false)` if the state does not record them (it is then
+    /// saved whole).
+    fn save_changes(&mut self, out: &mut Entries<'_>) -> io::Result<bool> {
+        let _ = out;
+        Ok(false)
+    }
+
+    /// Applies one saved [`Change`].
+    fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        let _ = entry;
+        Err(bincode::ErrorKind::Custom("this state saves no changes".into()).into())
+    }
+}
+
+/// An entry of a section of changes: an entry as it is now, or the key of one removed.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Change<K, V> {
+    /// The entry now (new, or changed).
+    Put(V),
+    /// The key of an entry that is gone.
+    Remove(K),
 }
 
 /// How entries are encoded: bincode with variable-length integers (small numbers, and the
@@ -61,7 +91,7 @@ pub(crate) fn decode<T: DeserializeOwned>(entry: &[u8]) -> Result<T, bincode::Er
 
 /// Where an operator writes its entries.
 pub struct Entries<'a> {
-    out: &'a mut dyn Write,
+    out: &'a mut dyn EntryOut,
     scratch: Vec<u8>,
     count: u64,
 }
@@ -73,13 +103,7 @@ impl Entries<'_> {
         encoding()
             .serialize_into(&mut self.scratch, entry)
             .map_err(io::Error::other)?;
-        let len = u32::try_from(self.scratch.len())
-            .ok()
-            .filter(|len| *len != END)
-            .ok_or_else(|| io::Error::other("a state entry is larger than 4 GiB"))?;
-        self.out.write_all(&route.to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&self.scratch)?;
+        self.out.entry(route, &self.scratch)?;
         self.count += 1;
         Ok(())
     }
@@ -91,9 +115,15 @@ pub enum LoadError {
     /// Not a part, or one of another format version.
     #[error("not a state part of format version {FORMAT_VERSION}")]
     Header,
-    /// The part ends inside a section.
+    /// The part ends inside a section, or its index does not fit it.
     #[error("the state part is truncated")]
     Truncated,
+    /// A chain of parts has changes of an operator before any part with all its entries.
+    #[error("the state of {operator} has changes without the entries they change")]
+    Chain {
+        /// The operator.
+        operator: String,
+    },
     /// An entry does not decode.
     #[error("a state entry of {operator} does not decode: {source}")]
     Entry {
@@ -104,28 +134,33 @@ pub enum LoadError {
     },
 }
 
-/// What a resumed worker loads: the parts of a checkpoint, which of their entries are its
-/// own, and the marks the checkpointed epochs had sent.
+/// What a resumed worker loads: the chains of parts of a checkpoint (each a part with every
+/// entry and the parts of changes after it), which of their entries are its own, and the marks
+/// the checkpointed epochs had sent.
 pub struct Restore {
-    parts: Vec<Arc<[u8]>>,
+    chains: Vec<Vec<Arc<Vec<u8>>>>,
     keep: Box<dyn Fn(u64) -> bool>,
+    /// Whether `keep` may refuse an entry (the number of workers changed).
+    filters: bool,
     /// The epoch after the checkpoint, and the greatest event time read before it.
     mark: Option<(u64, Millis)>,
     error: Option<LoadError>,
 }
 
 impl Restore {
-    /// Loads, from `parts`, the entries whose route `keep` accepts; the run resumes at epoch
-    /// `next_epoch`, with `max_ts` the greatest event time read before it.
+    /// Loads, from `chains`, the entries whose route `keep` accepts (all if not `filters`);
+    /// the run resumes at epoch `next_epoch`, with `max_ts` the greatest event time read before.
     pub fn new(
-        parts: Vec<Arc<[u8]>>,
+        chains: Vec<Vec<Arc<Vec<u8>>>>,
+        filters: bool,
         keep: impl Fn(u64) -> bool + 'static,
         next_epoch: u64,
         max_ts: Option<Millis>,
     ) -> Restore {
         Restore {
-            parts,
+            chains,
             keep: Box::new(keep),
+            filters,
             mark: max_ts.map(|ts| (next_epoch, ts)),
             error: None,
         }
@@ -138,79 +173,62 @@ impl Restore {
 
     /// Loads the entries of `operator` that are this worker's into `state`.
     fn load(&mut self, operator: &str, state: &mut dyn Durable) {
-        if self.error.is_some() {
-            return;
+        if self.error.is_none()
+            && let Err(e) = self.try_load(operator, state)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn try_load(&self, operator: &str, state: &mut dyn Durable) -> Result<(), LoadError> {
+        // Per chain, the sections to apply: from its last with every entry on.
+        let mut applied = Vec::new();
+        for chain in &self.chains {
+            let mut sections = Vec::new();
+            for part in chain {
+                sections.extend(section(part, operator)?);
+            }
+            let Some(all) = sections.iter().rposition(|s| s.kind == Kind::All) else {
+                if sections.is_empty() {
+                    continue;
+                }
+                return Err(LoadError::Chain {
+                    operator: operator.to_string(),
+                });
+            };
+            applied.extend(sections.split_off(all));
         }
         let mut count = 0;
-        for part in &self.parts {
-            let counted = for_each_entry(part, operator, |route, _| {
-                count += usize::from((self.keep)(route));
-                Ok(())
-            });
-            if let Err(e) = counted {
-                self.error = Some(e);
-                return;
+        for section in &applied {
+            if self.filters {
+                section.for_each(|route, _| {
+                    count += usize::from((self.keep)(route));
+                    Ok(())
+                })?;
+            } else {
+                count += section.entries as usize;
             }
         }
         state.reserve(count);
-        for part in &self.parts {
-            let result = for_each_entry(part, operator, |route, entry| {
-                if (self.keep)(route) {
-                    state.load(entry).map_err(|source| LoadError::Entry {
-                        operator: operator.to_string(),
-                        source,
-                    })?;
+        let failed = |source| LoadError::Entry {
+            operator: operator.to_string(),
+            source,
+        };
+        for section in applied {
+            section.for_each(|route, entry| {
+                if !self.filters || (self.keep)(route) {
+                    match section.kind {
+                        Kind::All => state.load(entry),
+                        Kind::Changes => state.load_change(entry),
+                    }
+                    .map_err(failed)?;
                 }
                 Ok(())
-            });
-            if let Err(e) = result {
-                self.error = Some(e);
-                return;
-            }
+            })?;
         }
+        state.track_changes();
+        Ok(())
     }
-}
-
-/// Calls `f` with every entry of the section `operator` of `part`.
-fn for_each_entry(
-    part: &[u8],
-    operator: &str,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), LoadError>,
-) -> Result<(), LoadError> {
-    let mut rest = part
-        .strip_prefix(MAGIC.as_slice())
-        .and_then(|r| r.strip_prefix(FORMAT_VERSION.to_le_bytes().as_slice()))
-        .ok_or(LoadError::Header)?;
-    while !rest.is_empty() {
-        let (name_len, r) = take(rest, 2)?;
-        let (name, r) = take(
-            r,
-            u16::from_le_bytes(name_len.try_into().expect("2")) as usize,
-        )?;
-        let ours = name == operator.as_bytes();
-        rest = r;
-        loop {
-            let (route, r) = take(rest, 8)?;
-            let (len, r) = take(r, 4)?;
-            let len = u32::from_le_bytes(len.try_into().expect("4"));
-            if len == END {
-                rest = r;
-                break;
-            }
-            let (entry, r) = take(r, len as usize)?;
-            if ours {
-                f(u64::from_le_bytes(route.try_into().expect("8")), entry)?;
-            }
-            rest = r;
-        }
-    }
-    Ok(())
-}
-
-fn take(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), LoadError> {
-    (bytes.len() >= n)
-        .then(|| bytes.split_at(n))
-        .ok_or(LoadError::Truncated)
 }
 
 /// The state of one worker's operators, for checkpoints: each operator registers its state as
@@ -235,7 +253,17 @@ impl fmt::Debug for Store {
 
 /// What a store holds of an operator: something it can save.
 pub(crate) trait Saved {
-    fn save(&self, out: &mut Entries<'_>) -> io::Result<()>;
+    /// The operator's state.
+    fn durable(&mut self) -> &mut dyn Durable;
+}
+
+/// What a worker's part holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Saving {
+    /// Entries written.
+    pub entries: u64,
+    /// Whether some section holds only changes: the part needs the parts before it.
+    pub changes: bool,
 }
 
 impl Store {
@@ -247,19 +275,18 @@ impl Store {
         }))))
     }
 
-    /// Registers the operator `name`, whose state `state` reaches through `get`, and loads its
-    /// entries if the run resumes; returns the mark to take as received, if any.
+    /// Registers the operator `name`, whose state `saved` holds, and loads its entries if the
+    /// run resumes; returns the mark to take as received, if any.
     pub(crate) fn register<T: Saved + 'static>(
         &self,
         name: &'static str,
         saved: &Rc<RefCell<T>>,
-        get: impl FnOnce(&mut T) -> &mut dyn Durable,
     ) -> Option<(Time, Millis)> {
         let registry = self.0.as_ref()?;
         let mut registry = registry.borrow_mut();
         registry.operators.push((name, saved.clone()));
         let restore = registry.restore.as_mut()?;
-        restore.load(name, get(&mut saved.borrow_mut()));
+        restore.load(name, saved.borrow_mut().durable());
         restore.mark()
     }
 
@@ -270,98 +297,221 @@ impl Store {
         Some(error.to_string())
     }
 
-    /// Writes this worker's part: every registered operator's entries. Call between epochs.
-    pub fn save(&self, out: &mut dyn Write) -> io::Result<u64> {
-        out.write_all(MAGIC)?;
-        out.write_all(&FORMAT_VERSION.to_le_bytes())?;
-        let Some(registry) = &self.0 else {
-            return Ok(0);
-        };
-        let mut count = 0;
-        for (name, operator) in &registry.borrow().operators {
-            out.write_all(&(name.len() as u16).to_le_bytes())?;
-            out.write_all(name.as_bytes())?;
-            let mut entries = Entries {
-                out: &mut *out,
-                scratch: Vec::new(),
-                count: 0,
-            };
-            operator.borrow().save(&mut entries)?;
-            count += entries.count;
-            out.write_all(&0u64.to_le_bytes())?;
-            out.write_all(&END.to_le_bytes())?;
+    /// Writes this worker's part: every registered operator's entries, or, if `changes`, only
+    /// the changes since the last part of those operators that record them. Call between
+    /// epochs.
+    pub fn save(&self, out: &mut dyn Write, changes: bool) -> io::Result<Saving> {
+        let mut part = PartWriter::start(out)?;
+        let mut saving = Saving::default();
+        if let Some(registry) = &self.0 {
+            for (name, operator) in &registry.borrow().operators {
+                let mut operator = operator.borrow_mut();
+                let state = operator.durable();
+                let start = part.offset();
+                let mut entries = Entries {
+                    out: &mut part,
+                    scratch: Vec::new(),
+                    count: 0,
+                };
+                let kind = if changes && state.save_changes(&mut entries)? {
+                    saving.changes = true;
+                    Kind::Changes
+                } else {
+                    state.save(&mut entries)?;
+                    state.track_changes();
+                    Kind::All
+                };
+                let count = entries.count;
+                saving.entries += count;
+                part.section(name, kind, start, count);
+            }
         }
-        Ok(count)
+        part.finish()?;
+        Ok(saving)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
+    /// A set of numbers that records its changes.
     #[derive(Default)]
-    struct Numbers(Vec<u64>);
+    struct Numbers {
+        held: BTreeSet<u64>,
+        changed: Option<Vec<u64>>,
+    }
+
+    impl Numbers {
+        fn of(numbers: &[u64]) -> Self {
+            Numbers {
+                held: numbers.iter().copied().collect(),
+                changed: None,
+            }
+        }
+        fn set(&mut self, n: u64, present: bool) {
+            if present {
+                self.held.insert(n);
+            } else {
+                self.held.remove(&n);
+            }
+            if let Some(changed) = &mut self.changed {
+                changed.push(n);
+            }
+        }
+    }
 
     impl Durable for Numbers {
         fn save(&self, out: &mut Entries<'_>) -> io::Result<()> {
-            self.0.iter().try_for_each(|n| out.put(*n, n))
+            self.held.iter().try_for_each(|n| out.put(*n, n))
         }
         fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
-            self.0.push(decode(entry)?);
+            self.held.insert(decode(entry)?);
+            Ok(())
+        }
+        fn track_changes(&mut self) {
+            self.changed = Some(Vec::new());
+        }
+        fn save_changes(&mut self, out: &mut Entries<'_>) -> io::Result<bool> {
+            let Some(changed) = self.changed.replace(Vec::new()) else {
+                return Ok(false);
+            };
+            for n in changed.into_iter().collect::<BTreeSet<_>>() {
+                match self.held.contains(&n) {
+                    true => out.put(n, &Change::<u64, u64>::Put(n))?,
+                    false => out.put(n, &Change::<u64, u64>::Remove(n))?,
+                }
+            }
+            Ok(true)
+        }
+        fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+            match decode::<Change<u64, u64>>(entry)? {
+                Change::Put(n) => self.held.insert(n),
+                Change::Remove(n) => self.held.remove(&n),
+            };
             Ok(())
         }
     }
 
     impl Saved for Numbers {
-        fn save(&self, out: &mut Entries<'_>) -> io::Result<()> {
-            Durable::save(self, out)
+        fn durable(&mut self) -> &mut dyn Durable {
+            self
         }
     }
 
-    fn saved(numbers: &[Vec<u64>]) -> Vec<u8> {
-        let store = Store::new(None);
-        for (name, n) in ["a", "b"].iter().zip(numbers) {
-            let state = Rc::new(RefCell::new(Numbers(n.clone())));
-            store.register(name, &state, |s| s as &mut dyn Durable);
+    fn registered(store: &Store, states: Vec<Numbers>) -> Vec<Rc<RefCell<Numbers>>> {
+        let states: Vec<_> = states
+            .into_iter()
+            .map(|s| Rc::new(RefCell::new(s)))
+            .collect();
+        for (name, state) in ["a", "b"].iter().zip(&states) {
+            store.register(name, state);
         }
+        states
+    }
+
+    fn saved(store: &Store, changes: bool) -> Arc<Vec<u8>> {
         let mut out = Vec::new();
-        store.save(&mut out).unwrap();
-        out
+        store.save(&mut out, changes).unwrap();
+        out.into()
+    }
+
+    fn held(state: &Rc<RefCell<Numbers>>) -> Vec<u64> {
+        state.borrow().held.iter().copied().collect()
     }
 
     #[test]
     fn entries_are_repartitioned_by_route() {
-        let parts: Vec<Arc<[u8]>> = vec![
-            saved(&[vec![0, 2, 4], vec![10]]).into(),
-            saved(&[vec![1, 3], vec![11, 13]]).into(),
-        ];
+        let parts: Vec<Vec<Arc<Vec<u8>>>> = [[vec![0, 2, 4], vec![10]], [vec![1, 3], vec![11, 13]]]
+            .iter()
+            .map(|[a, b]| {
+                let store = Store::new(None);
+                registered(&store, vec![Numbers::of(a), Numbers::of(b)]);
+                vec![saved(&store, false)]
+            })
+            .collect();
         for (worker, peers) in [(0u64, 3u64), (1, 3), (2, 3)] {
-            let restore = Restore::new(parts.clone(), move |r| r % peers == worker, 5, Some(7));
-            let store = Store::new(Some(restore));
+            let keep = move |r: u64| r % peers == worker;
+            let store = Store::new(Some(Restore::new(parts.clone(), true, keep, 5, Some(7))));
             let a = Rc::new(RefCell::new(Numbers::default()));
             let b = Rc::new(RefCell::new(Numbers::default()));
-            let mark = store.register("a", &a, |s| s as &mut dyn Durable);
-            store.register("b", &b, |s| s as &mut dyn Durable);
+            let mark = store.register("a", &a);
+            store.register("b", &b);
             assert_eq!(mark, Some((epoch_start(5), 7)));
             assert_eq!(store.load_error(), None);
             let want = |all: &[u64]| -> Vec<u64> {
-                all.iter()
-                    .copied()
-                    .filter(|n| n % peers == worker)
-                    .collect()
+                let mut want: Vec<u64> = all.iter().copied().filter(|n| keep(*n)).collect();
+                want.sort();
+                want
             };
-            assert_eq!(a.borrow().0, want(&[0, 2, 4, 1, 3]));
-            assert_eq!(b.borrow().0, want(&[10, 11, 13]));
+            assert_eq!(held(&a), want(&[0, 2, 4, 1, 3]));
+            assert_eq!(held(&b), want(&[10, 11, 13]));
         }
     }
 
     #[test]
+    fn a_chain_of_changes_loads_to_the_state_it_was_saved_from() {
+        let store = Store::new(None);
+        let states = registered(&store, vec![Numbers::of(&[1, 2, 3]), Numbers::of(&[7])]);
+        let mut chain = vec![saved(&store, true)]; // the first part has every entry
+        states[0].borrow_mut().set(2, false);
+        states[0].borrow_mut().set(9, true);
+        chain.push(saved(&store, true));
+        states[0].borrow_mut().set(2, true);
+        states[1].borrow_mut().set(7, false);
+        states[1].borrow_mut().set(8, true);
+        chain.push(saved(&store, true));
+        let loaded = |chain: Vec<Arc<Vec<u8>>>, filters| {
+            let store = Store::new(Some(Restore::new(vec![chain], filters, |_| true, 1, None)));
+            let states = registered(&store, vec![Numbers::default(), Numbers::default()]);
+            assert_eq!(store.load_error(), None);
+            (store, states)
+        };
+        for filters in [false, true] {
+            let (_, got) = loaded(chain.clone(), filters);
+            assert_eq!(held(&got[0]), vec![1, 2, 3, 9]);
+            assert_eq!(held(&got[1]), vec![8]);
+        }
+        // A loaded chain goes on: the next part holds the changes since the load.
+        let (store, got) = loaded(chain.clone(), false);
+        got[0].borrow_mut().set(1, false);
+        chain.push(saved(&store, true));
+        let (_, got) = loaded(chain.clone(), false);
+        assert_eq!(held(&got[0]), vec![2, 3, 9]);
+        // Changes without the part they change are refused.
+        let store = Store::new(Some(Restore::new(
+            vec![chain[1..].to_vec()],
+            false,
+            |_| true,
+            1,
+            None,
+        )));
+        registered(&store, vec![Numbers::default(), Numbers::default()]);
+        assert!(store.load_error().unwrap().contains("without the entries"));
+    }
+
+    #[test]
     fn a_truncated_part_is_an_error() {
-        let part = saved(&[vec![1, 2, 3], vec![4]]);
-        let cut: Arc<[u8]> = part[..part.len() - 3].to_vec().into();
-        let store = Store::new(Some(Restore::new(vec![cut], |_| true, 1, None)));
-        let a = Rc::new(RefCell::new(Numbers::default()));
-        store.register("b", &a, |s| s as &mut dyn Durable);
-        assert!(store.load_error().unwrap().contains("truncated"));
+        let store = Store::new(None);
+        registered(&store, vec![Numbers::of(&[1, 2, 3]), Numbers::of(&[4])]);
+        let part = saved(&store, false);
+        for cut in [3, 9, 20, part.len() - 13] {
+            let short: Arc<Vec<u8>> = part[..part.len() - cut].to_vec().into();
+            let store = Store::new(Some(Restore::new(
+                vec![vec![short]],
+                false,
+                |_| true,
+                1,
+                None,
+            )));
+            let b = Rc::new(RefCell::new(Numbers::default()));
+            store.register("b", &b);
+            assert!(
+                store.load_error().unwrap().contains("truncated"),
+                "cut {cut:?}"
+            );
+        }
     }
 }

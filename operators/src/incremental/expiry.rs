@@ -28,12 +28,13 @@ impl ExpiryIndex {
     }
 
     /// Removes from `table` every entry noted to expire at or before `horizon` for which
-    /// `expired` holds.
+    /// `expired` holds, and gives each to `removed`.
     pub(crate) fn release<T>(
         &mut self,
         horizon: Millis,
         table: &mut HashTable<T>,
         expired: impl Fn(&T) -> bool,
+        mut removed: impl FnMut(T),
     ) {
         while let Some(entry) = self.by_expiry.first_entry() {
             if *entry.key() > horizon {
@@ -41,7 +42,7 @@ impl ExpiryIndex {
             }
             for hash in entry.remove() {
                 while let Ok(found) = table.find_entry(hash, &expired) {
-                    found.remove();
+                    removed(found.remove().0);
                 }
             }
         }
@@ -65,11 +66,11 @@ mod tests {
         // "c" moved on to expire later: its first note is stale.
         table.find_mut(1, |e| e.0 == "c").unwrap().1 = 50;
         index.note(50, 1);
-        index.release(30, &mut table, |e| e.1 <= 30);
+        index.release(30, &mut table, |e| e.1 <= 30, drop);
         let mut left: Vec<_> = table.iter().copied().collect();
         left.sort();
         assert_eq!(left, vec![("c", 50)]);
-        index.release(50, &mut table, |e| e.1 <= 50);
+        index.release(50, &mut table, |e| e.1 <= 50, drop);
         assert!(table.is_empty());
     }
 }

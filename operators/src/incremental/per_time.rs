@@ -34,7 +34,7 @@ use timely::progress::frontier::MutableAntichain;
 
 use crate::data::event::{Time, epoch_of};
 use crate::data::time::Millis;
-use crate::incremental::durable::{Durable, Entries, Saved, Store};
+use crate::incremental::durable::{Durable, Saved, Store};
 use crate::incremental::watermark::{Horizons, Lateness, Marks};
 
 /// An operator's state and what one complete time's updates do to it.
@@ -148,7 +148,7 @@ where
         gauges,
     }));
     // A resumed run loads its state, and the marks the checkpointed epochs had sent.
-    if let Some((time, mark)) = store.register(name, &driver, |d| &mut d.state) {
+    if let Some((time, mark)) = store.register(name, &driver) {
         driver.borrow_mut().horizons.push(time, mark);
     }
     driver.borrow_mut().report();
@@ -179,8 +179,8 @@ where
 }
 
 impl<S: PerTime> Saved for Driver<S> {
-    fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
-        self.state.save(out)
+    fn durable(&mut self) -> &mut dyn Durable {
+        &mut self.state
     }
 }
 

@@ -18,6 +18,7 @@
 
 use std::hash::BuildHasher;
 
+use compact_str::CompactString;
 use differential_dataflow::{Hashable, VecCollection};
 use hashbrown::hash_table::{Entry, HashTable};
 use timely::dataflow::channels::pact::Exchange;
@@ -25,7 +26,7 @@ use timely::dataflow::channels::pact::Exchange;
 use crate::data::event::{Event, Time};
 use crate::data::time::Millis;
 use crate::data::window::WindowSpec;
-use crate::incremental::durable::{Durable, Entries, Store, decode};
+use crate::incremental::durable::{Change, Durable, Entries, Store, decode};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -114,6 +115,8 @@ pub struct IdState {
     /// With a finite lateness, the windows that give each record its expiry, and the ids by
     /// the expiry of the record that made them current.
     expiry: Option<(WindowSpec, ExpiryIndex)>,
+    /// For checkpoints, once one is taken: the ids changed since (with repeats).
+    changed: Option<Vec<CompactString>>,
 }
 
 impl IdState {
@@ -160,16 +163,54 @@ impl IdState {
         if let Some((window, index)) = &mut self.expiry {
             index.note(window.expiry(event.ts), hash);
         }
+        if let Some(changed) = &mut self.changed {
+            changed.push(event.id.clone());
+        }
         Some(replaced)
+    }
+
+    /// Makes `event` its id's record, whatever the record it replaces.
+    fn put(&mut self, event: Event) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(event.id.as_str());
+        if let Some((window, index)) = &mut self.expiry {
+            index.note(window.expiry(event.ts), hash);
+        }
+        match self.current.entry(
+            hash,
+            |e| e.id == event.id,
+            |e| hasher.hash_one(e.id.as_str()),
+        ) {
+            Entry::Occupied(mut old) => **old.get_mut() = event,
+            Entry::Vacant(slot) => {
+                slot.insert(Box::new(event));
+            }
+        }
+    }
+
+    /// Forgets the record of `id`.
+    fn remove(&mut self, id: &str) {
+        let hash = self.hasher.hash_one(id);
+        if let Ok(found) = self.current.find_entry(hash, |e| e.id == id) {
+            found.remove();
+        }
     }
 
     /// Forgets every id whose current record expires at or before `horizon`.
     pub fn forget_expired(&mut self, horizon: Millis) {
         if let Some((window, index)) = &mut self.expiry {
             let window = *window;
-            index.release(horizon, &mut self.current, |e| {
-                window.expiry(e.ts) <= horizon
-            });
+            let changed = &mut self.changed;
+            index.release(
+                horizon,
+                &mut self.current,
+                |e| window.expiry(e.ts) <= horizon,
+                |e| {
+                    if let Some(changed) = changed {
+                        changed.push(e.id);
+                    }
+                },
+            );
         }
     }
 }
@@ -190,6 +231,37 @@ impl Durable for IdState {
         let hasher = &self.hasher;
         self.current
             .reserve(entries, |e| hasher.hash_one(e.id.as_str()));
+    }
+
+    fn track_changes(&mut self) {
+        self.changed = Some(Vec::new());
+    }
+
+    fn save_changes(&mut self, out: &mut Entries<'_>) -> std::io::Result<bool> {
+        let Some(mut changed) = self.changed.replace(Vec::new()) else {
+            return Ok(false);
+        };
+        changed.sort_unstable();
+        changed.dedup();
+        let hasher = &self.hasher;
+        for id in changed {
+            let found = self
+                .current
+                .find(hasher.hash_one(id.as_str()), |e| e.id == id);
+            match found {
+                Some(event) => out.put(id.hashed(), &Change::<&str, &Event>::Put(&**event))?,
+                None => out.put(id.hashed(), &Change::<&str, &Event>::Remove(&id))?,
+            }
+        }
+        Ok(true)
+    }
+
+    fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
+        match decode::<Change<CompactString, Event>>(entry)? {
+            Change::Put(event) => self.put(event),
+            Change::Remove(id) => self.remove(&id),
+        }
+        Ok(())
     }
 }
 

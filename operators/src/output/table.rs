@@ -50,6 +50,17 @@ pub struct Table {
     changed: bool,
     /// Rows of closed windows, moved out of memory.
     closed: Option<Closed>,
+    /// For checkpoints, once one is taken: the rows changed since ([`Table::take_changes`]).
+    tracked: Option<Tracked>,
+}
+
+/// The rows changed since a checkpoint.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// Their keys, with repeats.
+    keys: Vec<(Window, CompactString)>,
+    /// Whether an epoch changed rows without recording which (it began with an empty table).
+    all: bool,
 }
 
 /// Rows of windows that can no longer change, kept in a file in the snapshot's format.
@@ -149,6 +160,7 @@ impl Table {
             empty_before: true,
             changed: false,
             closed: None,
+            tracked: None,
         }
     }
 
@@ -212,6 +224,9 @@ impl Table {
             .unwrap_or(self.rows.len());
         if first_open == 0 {
             return Ok(Rows::new());
+        }
+        if let Some(tracked) = &mut self.tracked {
+            tracked.all = true;
         }
         let open = match self.rows.iter().nth(first_open) {
             Some((key, _)) => self.rows.split_off(&key.clone()),
@@ -304,9 +319,36 @@ impl Table {
 
     /// Ends the open epoch: its changes are done with, and the next epoch begins.
     pub fn end_epoch(&mut self) {
+        if let Some(tracked) = &mut self.tracked {
+            if self.empty_before {
+                tracked.all |= self.changed;
+            } else {
+                tracked.keys.extend(self.before.keys().cloned());
+            }
+        }
         self.before.clear();
         self.empty_before = self.rows.is_empty();
         self.changed = false;
+    }
+
+    /// Begins recording which rows change, for a checkpoint to save only those; call between
+    /// epochs, once every row is saved or loaded.
+    pub fn track_changes(&mut self) {
+        self.tracked = Some(Tracked::default());
+    }
+
+    /// The keys of the rows changed since changes were last tracked or taken, each once and in
+    /// order (a key whose row is gone included), and records anew; `None` if they are not
+    /// known (the rows are then to be saved whole).
+    pub fn take_changes(&mut self) -> Option<Vec<(Window, CompactString)>> {
+        let tracked = self.tracked.replace(Tracked::default())?;
+        if tracked.all {
+            return None;
+        }
+        let mut keys = tracked.keys;
+        keys.sort_unstable();
+        keys.dedup();
+        Some(keys)
     }
 
     /// Whether changes of the open epoch have been applied: then the rows are not those of

@@ -217,6 +217,16 @@ impl DigestedTable {
         self.table.changes()
     }
 
+    /// See [`Table::track_changes`].
+    pub fn track_changes(&mut self) {
+        self.table.track_changes();
+    }
+
+    /// See [`Table::take_changes`].
+    pub fn take_changes(&mut self) -> Option<Vec<(Window, CompactString)>> {
+        self.table.take_changes()
+    }
+
     /// Ends the open epoch.
     pub fn end_epoch(&mut self) {
         self.table.end_epoch();

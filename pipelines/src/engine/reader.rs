@@ -27,8 +27,8 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
 use crate::engine::EngineConfig;
-use crate::engine::checkpoint::manifest::{epoch_dir, write_part};
-use crate::engine::checkpoint::take::PartWritten;
+use crate::engine::checkpoint::manifest::write_part;
+use crate::engine::checkpoint::take::{Chain, PartWritten};
 use crate::engine::checkpoint::{Resume, worker_part};
 use crate::engine::dataflow::{Captures, Dataflow, Inputs, MarksInput};
 
@@ -97,14 +97,24 @@ struct Saving {
     dir: PathBuf,
     parts: mpsc::Sender<PartWritten>,
     saved: Option<u64>,
+    /// This worker's parts so far: the next part builds on them.
+    chain: Chain,
 }
 
 impl Saving {
     /// Writes this worker's part of the checkpoint of `epoch` and reports it to the sink.
     fn save(&mut self, epoch: u64, index: usize) -> Result<(), String> {
-        let path = epoch_dir(&self.dir, epoch).join(worker_part(index));
-        let part =
-            write_part(&path, |out| self.store.save(out).map(drop)).map_err(|e| format!("{e:#}"));
+        let changes = self.chain.wants_changes();
+        let written = write_part(&self.dir, epoch, &worker_part(index), |out| {
+            Ok(self.store.save(out, changes)?.changes)
+        });
+        let part = match written {
+            Ok(part) => {
+                self.chain.push(part);
+                Ok(self.chain.clone())
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
         let failed = part.as_ref().err().cloned();
         let _ = self.parts.send(PartWritten { epoch, part });
         self.saved = Some(epoch);
@@ -117,10 +127,11 @@ fn store(resume: Option<&Resume>, index: usize, peers: usize) -> Store {
     let Some(resume) = resume else {
         return Store::new(None);
     };
-    let (parts, filter) = resume.worker_parts(index, peers);
-    let keep = move |route: u64| !filter || route % peers as u64 == index as u64;
+    let (chains, filter) = resume.worker_parts(index, peers);
+    let keep = move |route: u64| route % peers as u64 == index as u64;
     let max_ts = resume.manifest.max_ts;
-    Store::new(Some(Restore::new(parts, keep, resume.next_epoch(), max_ts)))
+    let restore = Restore::new(chains, filter, keep, resume.next_epoch(), max_ts);
+    Store::new(Some(restore))
 }
 
 /// Runs one worker until the planner sends no more epochs.
@@ -141,6 +152,12 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
         dir,
         parts,
         saved: None,
+        // With as many workers as the checkpoint's, each goes on with its own chain.
+        chain: resume
+            .as_deref()
+            .filter(|r| r.manifest.workers == peers)
+            .map(|r| r.chain(&worker_part(index)))
+            .unwrap_or_default(),
     });
     let no_store = Store::default();
     let store = saving.as_ref().map_or(&no_store, |s| &s.store);

@@ -78,10 +78,10 @@ pub fn run(
         audit_logs: config.recovery.has_audit_logs(),
         gauges: gauges.clone(),
     };
-    let checkpointer = config.checkpoint.as_ref().map(|c| {
-        let committed = resume.as_ref().map(|r| r.manifest.epoch);
-        Checkpointer::new(c.clone(), config.workers, committed)
-    });
+    let checkpointer = config
+        .checkpoint
+        .as_ref()
+        .map(|c| Checkpointer::new(c.clone(), config.workers, resume.as_deref()));
     let mut sink = Sink::new(
         config,
         computations,

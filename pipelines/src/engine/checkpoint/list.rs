@@ -18,8 +18,12 @@ pub struct Listed {
     pub workers: Option<usize>,
     /// Where reading each input file had reached.
     pub files: Vec<FilePosition>,
-    /// Bytes of its parts.
+    /// Bytes of its parts, with those of earlier checkpoints it builds on.
     pub bytes: u64,
+    /// Bytes it wrote itself: less than `bytes` when it is incremental.
+    pub bytes_written: u64,
+    /// The earlier checkpoints whose parts it builds on.
+    pub builds_on: Vec<u64>,
     /// Whether every part matches its manifest.
     pub intact: bool,
     /// Why it is not intact.
@@ -35,12 +39,23 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Listed>> {
         .into_iter()
         .map(|found| match found.manifest {
             Ok(m) => {
-                let problem = manifest::verify(&found.dir, &m).err();
+                let problem = manifest::verify(dir, &m).err();
+                let mut builds_on: Vec<u64> = m.parts.iter().map(|p| p.epoch).collect();
+                builds_on.sort_unstable();
+                builds_on.dedup();
+                builds_on.retain(|e| *e != m.epoch);
                 Listed {
                     epoch: m.epoch,
                     written_at: Some(m.written_at.clone()),
                     workers: Some(m.workers),
                     bytes: m.parts.iter().map(|p| p.bytes).sum(),
+                    bytes_written: m
+                        .parts
+                        .iter()
+                        .filter(|p| p.epoch == m.epoch)
+                        .map(|p| p.bytes)
+                        .sum(),
+                    builds_on,
                     files: m.files,
                     intact: problem.is_none(),
                     problem,
@@ -52,6 +67,8 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Listed>> {
                 workers: None,
                 files: Vec::new(),
                 bytes: 0,
+                bytes_written: 0,
+                builds_on: Vec::new(),
                 intact: false,
                 problem: Some(format!("{}: {problem}", manifest::MANIFEST)),
             },
@@ -74,9 +91,17 @@ pub fn write(listed: &[Listed], json: bool, out: &mut impl Write) -> anyhow::Res
             None => "intact".to_string(),
             Some(problem) => format!("NOT INTACT: {problem}"),
         };
+        let incremental = match c.builds_on.as_slice() {
+            [] => String::new(),
+            on => format!(
+                " ({} written, over epoch {})",
+                c.bytes_written,
+                on.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
         writeln!(
             out,
-            "epoch {}  written {}  {} worker(s)  {} bytes  {state}",
+            "epoch {}  written {}  {} worker(s)  {} bytes{incremental}  {state}",
             c.epoch,
             c.written_at.as_deref().unwrap_or("-"),
             c.workers.map_or("-".into(), |w| w.to_string()),

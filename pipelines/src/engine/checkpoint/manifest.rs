@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The version of the checkpoint format: the manifest's fields and the parts' layout.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// What a committed checkpoint is: the point it was taken at, and its parts.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -135,8 +136,13 @@ fn prefix_hash(path: &Path, bytes: u64) -> io::Result<String> {
 /// One part of a checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartEntry {
-    /// Its file name in the checkpoint's directory.
+    /// Its file name in the directory of the checkpoint that wrote it.
     pub file: String,
+    /// The epoch of that checkpoint: this one's, or an earlier one's that this one builds on.
+    pub epoch: u64,
+    /// Whether it holds changes to the parts of the same name listed before it (else every
+    /// entry).
+    pub changes: bool,
     /// Its length.
     pub bytes: u64,
     /// Its SHA-256.
@@ -161,33 +167,36 @@ pub fn epoch_of_dir(name: &std::ffi::OsStr) -> Option<u64> {
 /// The name of the manifest in a checkpoint's directory.
 pub const MANIFEST: &str = "manifest.json";
 
-/// Writes a part with `write` into `path`, synced; returns its entry.
+/// Writes the part `file` of the checkpoint of `epoch` in `dir` with `write`, synced; returns
+/// its entry. `write` says whether the part holds changes.
 pub fn write_part(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    dir: &Path,
+    epoch: u64,
+    file: &str,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<bool>,
 ) -> anyhow::Result<PartEntry> {
+    let path = &epoch_dir(dir, epoch).join(file);
     let context = || format!("cannot write checkpoint part {}", path.display());
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(context)?;
     }
-    let file = File::create(path).with_context(context)?;
+    let created = File::create(path).with_context(context)?;
     let mut out = Hashing {
-        out: BufWriter::with_capacity(1 << 20, file),
+        out: BufWriter::with_capacity(1 << 20, created),
         hash: Sha256::new(),
         bytes: 0,
     };
-    write(&mut out).with_context(context)?;
+    let changes = write(&mut out).with_context(context)?;
     let Hashing { out, hash, bytes } = out;
-    let file = out
-        .into_inner()
+    out.into_inner()
         .map_err(|e| e.into_error())
+        .with_context(context)?
+        .sync_all()
         .with_context(context)?;
-    file.sync_all().with_context(context)?;
     Ok(PartEntry {
-        file: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file.to_string(),
+        epoch,
+        changes,
         bytes,
         sha256: hex(&hash.finalize()),
     })
@@ -289,12 +298,12 @@ pub fn find(dir: &Path) -> io::Result<Vec<Found>> {
     Ok(found)
 }
 
-/// Reads every part of `manifest` in `dir`, checking each against its SHA-256 (the parts in
-/// parallel, one thread each): the parts' bytes by file name, or the first part that is
-/// missing or differs.
-pub fn read_parts(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Vec<u8>>, String> {
+/// Reads every part of `manifest` in the checkpoint directory `dir`, checking each against its
+/// SHA-256 (the parts in parallel, one thread each): each part name's chain of parts, in the
+/// manifest's order, or the first part that is missing or differs.
+pub fn read_parts(dir: &Path, manifest: &Manifest) -> Result<Parts, String> {
     let read = |part: &PartEntry| -> Result<Vec<u8>, String> {
-        let path = dir.join(&part.file);
+        let path = part_path(dir, part);
         let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         check(
             part,
@@ -318,17 +327,30 @@ pub fn read_parts(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Ve
             })
             .collect()
     });
-    let mut parts = BTreeMap::new();
+    let mut parts = Parts::new();
     for (part, bytes) in manifest.parts.iter().zip(read) {
-        parts.insert(part.file.clone(), bytes?);
+        parts
+            .entry(part.file.clone())
+            .or_default()
+            .push(Arc::new(bytes?));
     }
     Ok(parts)
 }
 
-/// Checks every part of `manifest` in `dir` without keeping it: `Err` names the first bad one.
+/// The parts of a checkpoint by name, each a chain: a part of every entry, then parts of
+/// changes.
+pub type Parts = BTreeMap<String, Vec<Arc<Vec<u8>>>>;
+
+/// Where `part` is, in the checkpoint directory `dir`.
+fn part_path(dir: &Path, part: &PartEntry) -> PathBuf {
+    epoch_dir(dir, part.epoch).join(&part.file)
+}
+
+/// Checks every part of `manifest` in the checkpoint directory `dir` without keeping it: `Err`
+/// names the first bad one.
 pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
     for part in &manifest.parts {
-        let path = dir.join(&part.file);
+        let path = part_path(dir, part);
         let mut file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut hash = Hashing {
             out: io::sink(),
@@ -354,19 +376,36 @@ fn check(part: &PartEntry, path: &Path, bytes: u64, sha256: &[u8]) -> Result<(),
 }
 
 /// Removes checkpoints of `dir` beyond the newest `retained` committed ones, and directories of
-/// checkpoints older than the newest committed one that were never committed.
+/// checkpoints older than the newest committed one that were never committed. A removed
+/// checkpoint whose parts a kept one builds on loses only its manifest: its parts stay.
 pub fn prune(dir: &Path, retained: usize) -> io::Result<()> {
     let committed = find(dir)?;
-    let keep: Vec<u64> = committed.iter().take(retained).map(|f| f.epoch).collect();
-    let Some(&newest) = keep.first() else {
+    let kept = &committed[..retained.min(committed.len())];
+    let Some(newest) = kept.first().map(|f| f.epoch) else {
         return Ok(());
     };
+    let mut used = Vec::new();
+    for found in kept {
+        match &found.manifest {
+            Ok(m) => used.extend(m.parts.iter().map(|p| p.epoch)),
+            // Which parts a damaged manifest used is unknown: keep everything older.
+            Err(_) => return Ok(()),
+        }
+    }
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let Some(epoch) = epoch_of_dir(&entry.file_name()) else {
             continue;
         };
-        if epoch < newest && !keep.contains(&epoch) {
+        if epoch >= newest || kept.iter().any(|f| f.epoch == epoch) {
+            continue;
+        }
+        if used.contains(&epoch) {
+            match fs::remove_file(entry.path().join(MANIFEST)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        } else {
             fs::remove_dir_all(entry.path())?;
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod list;
 pub mod manifest;
+pub mod sink_part;
 pub mod take;
 
 use std::collections::BTreeMap;
@@ -42,8 +43,8 @@ pub struct CheckpointConfig {
 pub struct Resume {
     /// Its manifest.
     pub manifest: Manifest,
-    /// Its parts' bytes, by file name.
-    pub parts: BTreeMap<String, Arc<[u8]>>,
+    /// Its parts' bytes, by file name: each a chain.
+    pub parts: manifest::Parts,
     /// The epochs written after it, as `epochs.jsonl` recorded them: planned again exactly.
     pub replay: Vec<(String, u64, Option<u64>)>,
 }
@@ -54,9 +55,9 @@ impl Resume {
         self.manifest.epoch + 1
     }
 
-    /// The parts worker `index` of `peers` loads, and whether it must filter their entries
-    /// (when the number of workers changed).
-    pub fn worker_parts(&self, index: usize, peers: usize) -> (Vec<Arc<[u8]>>, bool) {
+    /// The chains of parts worker `index` of `peers` loads, and whether it must filter their
+    /// entries (when the number of workers changed).
+    pub fn worker_parts(&self, index: usize, peers: usize) -> (Vec<Vec<Arc<Vec<u8>>>>, bool) {
         if peers == self.manifest.workers {
             let own = self.parts.get(&worker_part(index)).cloned();
             (own.into_iter().collect(), false)
@@ -66,6 +67,15 @@ impl Resume {
                 .collect();
             (all, true)
         }
+    }
+
+    /// The chain of the parts named `file`, to build on.
+    pub fn chain(&self, file: &str) -> take::Chain {
+        let mut chain = take::Chain::default();
+        for part in self.manifest.parts.iter().filter(|p| p.file == file) {
+            chain.push(part.clone());
+        }
+        chain
     }
 }
 
@@ -121,12 +131,12 @@ pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resu
     let mut last_problem = String::new();
     for Found {
         epoch,
-        dir: at,
+        dir: _,
         manifest,
     } in found
     {
         let read = manifest.and_then(|m| {
-            let parts = manifest::read_parts(&at, &m)?;
+            let parts = manifest::read_parts(dir, &m)?;
             Ok((m, parts))
         });
         match read {
@@ -134,7 +144,6 @@ pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resu
                 check(config, &manifest)?;
                 let len = manifest.outputs.get("epochs.jsonl").copied().unwrap_or(0);
                 let replay = replay(dir, out, len, manifest.epoch + 1)?;
-                let parts = parts.into_iter().map(|(k, v)| (k, v.into())).collect();
                 return Ok(Some(Resume {
                     manifest,
                     parts,

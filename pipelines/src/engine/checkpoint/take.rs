@@ -6,77 +6,66 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use amend_operators::incremental::durable::encoding;
-use amend_operators::output::gap_table::GapTable;
-use amend_operators::output::table::Rows;
-use amend_operators::proof::digest::WindowDigest;
-use amend_operators::recovery::estimates::Estimate;
 use amend_operators::time::Millis;
-use amend_operators::{Window, time::format_millis};
+use amend_operators::time::format_millis;
 use bincode::Options;
-use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
 
-use crate::engine::sink::Counts;
+use super::sink_part::SinkPartRef;
 
 use super::manifest::{self, FilePosition, Manifest, PartEntry};
-use super::{CheckpointConfig, SINK_PART};
+use super::{CheckpointConfig, Resume, SINK_PART};
 
 /// A worker's part of a checkpoint, written (or why it could not be).
 #[derive(Debug)]
 pub struct PartWritten {
     /// The checkpoint's epoch.
     pub epoch: u64,
-    /// The part, or the error writing it.
-    pub part: Result<PartEntry, String>,
+    /// The worker's chain of parts, the one written last, or the error writing it.
+    pub part: Result<Chain, String>,
 }
 
-/// The sink's counts that a checkpoint keeps.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SavedFacts {
-    /// The run's counts.
-    pub counts: Counts,
-    /// Input names by index.
-    pub sources: BTreeMap<u32, String>,
-    /// Each writer's counts, in order.
-    pub writers: Vec<Vec<u64>>,
-}
+/// The parts of one name a checkpoint lists: a part with every entry, then parts of the
+/// changes after it. Each new part of changes makes loading longer; a part with every entry
+/// starts the chain again once it has [`Chain::MAX_CHANGES`] of them, or once they add up to
+/// half the first part's size.
+#[derive(Clone, Debug, Default)]
+pub struct Chain(Vec<PartEntry>);
 
-/// One row of the table, as saved.
-pub type RowEntry = ((Window, CompactString), amend_operators::Agg);
+impl Chain {
+    /// Parts of changes after a part with every entry, at most.
+    pub const MAX_CHANGES: usize = 8;
 
-/// The estimates the sink holds.
-pub type Estimates = BTreeMap<(Window, CompactString), Estimate>;
+    /// Whether the next part should hold only changes.
+    pub fn wants_changes(&self) -> bool {
+        let Some((all, changes)) = self.0.split_first() else {
+            return false;
+        };
+        changes.len() < Self::MAX_CHANGES
+            && changes.iter().map(|p| p.bytes).sum::<u64>() < all.bytes / 2
+    }
 
-/// What the sink's part holds, borrowed to save it.
-pub type SinkPartRef<'a> = (
-    &'a SavedFacts,
-    Option<(&'a Rows, &'a [WindowDigest])>,
-    Option<&'a GapTable>,
-    &'a Estimates,
-);
+    /// Adds the part just written: one with every entry starts the chain again.
+    pub fn push(&mut self, part: PartEntry) {
+        if !part.changes {
+            self.0.clear();
+        }
+        self.0.push(part);
+    }
 
-/// What the sink's part holds, as loaded: the rows, saved as a map in (window, key) order,
-/// are read as a list and built into their map in one pass.
-pub type SinkPart = (
-    SavedFacts,
-    Option<(Vec<RowEntry>, Vec<WindowDigest>)>,
-    Option<GapTable>,
-    Estimates,
-);
-
-/// Decodes the sink's part.
-pub fn decode_sink(bytes: &[u8]) -> anyhow::Result<SinkPart> {
-    encoding()
-        .deserialize(bytes)
-        .map_err(|e| anyhow::anyhow!("the sink's state does not decode: {e}"))
+    /// The parts, in the order they load.
+    pub fn parts(&self) -> &[PartEntry] {
+        &self.0
+    }
 }
 
 /// The checkpoints of a run in progress: which are waiting for parts, and when the next is due.
 pub struct Checkpointer {
     config: CheckpointConfig,
     workers: usize,
-    /// Workers' parts by epoch.
-    parts: BTreeMap<u64, Vec<PartEntry>>,
+    /// Workers' chains of parts by epoch.
+    parts: BTreeMap<u64, Vec<Chain>>,
+    /// The sink's parts so far: the next builds on them.
+    chain: Chain,
     /// Checkpoints whose sink part is written, waiting for the workers'.
     waiting: BTreeMap<u64, Manifest>,
     /// The epoch of the newest committed checkpoint.
@@ -86,13 +75,15 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Checkpoints as `config` says, for a run of `workers` workers; `committed` is the epoch
-    /// of the checkpoint the run resumed from.
-    pub fn new(config: CheckpointConfig, workers: usize, committed: Option<u64>) -> Self {
+    /// Checkpoints as `config` says, for a run of `workers` workers; `resumed` is the
+    /// checkpoint the run resumed from, if any.
+    pub fn new(config: CheckpointConfig, workers: usize, resumed: Option<&Resume>) -> Self {
+        let committed = resumed.map(|r| r.manifest.epoch);
         Checkpointer {
             config,
             workers,
             parts: BTreeMap::new(),
+            chain: resumed.map(|r| r.chain(SINK_PART)).unwrap_or_default(),
             waiting: BTreeMap::new(),
             committed,
             taken: committed,
@@ -111,6 +102,11 @@ impl Checkpointer {
         self.try_commit(written.epoch)
     }
 
+    /// Whether the sink's next part should hold only the changes since its last.
+    pub fn wants_changes(&self) -> bool {
+        self.chain.wants_changes()
+    }
+
     /// Writes the sink's part of the checkpoint of `epoch` and notes the rest of its manifest.
     pub fn sink_part(
         &mut self,
@@ -119,12 +115,14 @@ impl Checkpointer {
         point: Point,
     ) -> anyhow::Result<()> {
         super::fault("before-sink-part");
-        let path = manifest::epoch_dir(&self.config.dir, epoch).join(SINK_PART);
-        let entry = manifest::write_part(&path, |out| {
+        let changes = part.1.as_ref().is_some_and(|(rows, _)| rows.is_changes());
+        let entry = manifest::write_part(&self.config.dir, epoch, SINK_PART, |out| {
             encoding()
                 .serialize_into(out, &part)
-                .map_err(std::io::Error::other)
+                .map_err(std::io::Error::other)?;
+            Ok(changes)
         })?;
+        self.chain.push(entry);
         let manifest = Manifest {
             format: manifest::FORMAT,
             epoch,
@@ -137,7 +135,7 @@ impl Checkpointer {
             outputs: point.outputs,
             max_ts: point.max_ts,
             records_read: point.records_read,
-            parts: vec![entry],
+            parts: self.chain.parts().to_vec(),
         };
         self.waiting.insert(epoch, manifest);
         self.taken = Some(epoch);
@@ -151,9 +149,11 @@ impl Checkpointer {
             return Ok(());
         }
         let mut manifest = self.waiting.remove(&epoch).expect("checked");
-        let mut parts = self.parts.remove(&epoch).unwrap_or_default();
-        parts.sort_by(|a, b| a.file.cmp(&b.file));
-        manifest.parts.extend(parts);
+        let mut chains = self.parts.remove(&epoch).unwrap_or_default();
+        chains.sort_by(|a, b| a.parts()[0].file.cmp(&b.parts()[0].file));
+        for chain in chains {
+            manifest.parts.extend_from_slice(chain.parts());
+        }
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as Millis);

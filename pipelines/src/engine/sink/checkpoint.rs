@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use amend_operators::event::AUDIT_FILE_BASE;
+use amend_operators::output::table::Rows;
 use amend_operators::proof::window_digests::DigestedTable;
 
 use super::Sink;
 use crate::engine::checkpoint::Resume;
 use crate::engine::checkpoint::SINK_PART;
 use crate::engine::checkpoint::manifest::FilePosition;
-use crate::engine::checkpoint::take::{PartWritten, Point, SavedFacts, decode_sink};
+use crate::engine::checkpoint::sink_part::{RowKey, RowsRef, SavedFacts, SinkState, decode_chain};
+use crate::engine::checkpoint::take::{PartWritten, Point};
 use crate::engine::writers::files::AppendFile;
 
 fn usage(text: String) -> anyhow::Error {
@@ -59,16 +61,20 @@ impl<'w> Sink<'w> {
     /// Loads the sink's state from the checkpoint `resume`: the table, the counts, where
     /// reading had reached; the next epoch opens.
     pub fn resume(&mut self, resume: &Resume) -> anyhow::Result<()> {
-        let bytes = resume
+        let parts = resume
             .parts
             .get(SINK_PART)
             .ok_or_else(|| anyhow::anyhow!("the checkpoint has no {SINK_PART}"))?;
-        let (facts, rows, gaps, estimates) = decode_sink(bytes)?;
+        let SinkState {
+            facts,
+            rows,
+            gaps,
+            estimates,
+        } = decode_chain(parts)?;
         let state = &mut self.state;
         if let (Some(table), Some((rows, windows))) = (&mut state.table, rows) {
-            // In key order already: the map is built from sorted entries, without a search each.
-            let rows = rows.into_iter().collect();
             *table = DigestedTable::with_rows(table.table().scale(), rows, windows);
+            table.track_changes();
         }
         if let (Some(table), Some(gaps)) = (&mut state.gaps, gaps) {
             *table = gaps;
@@ -169,6 +175,19 @@ impl<'w> Sink<'w> {
             .table
             .as_mut()
             .map(|t| t.current_digest().windows);
+        let wants_changes = self
+            .checkpointer
+            .as_ref()
+            .is_some_and(|c| c.wants_changes());
+        let changed = match self.state.table.as_mut() {
+            Some(table) if wants_changes => table.take_changes(),
+            _ => None,
+        };
+        if changed.is_none()
+            && let Some(table) = self.state.table.as_mut()
+        {
+            table.track_changes();
+        }
         let state = &self.state;
         let counts = &state.facts.counts;
         let facts = SavedFacts {
@@ -189,11 +208,19 @@ impl<'w> Sink<'w> {
                 .table
                 .as_ref()
                 .zip(windows.as_deref())
-                .map(|(t, w)| (t.table().rows(), w)),
+                .map(|(t, w)| (saved_rows(t.table().rows(), changed.as_deref()), w)),
             state.gaps.as_ref(),
             &state.estimates,
         );
         let checkpointer = self.checkpointer.as_mut().expect("checked");
         checkpointer.sink_part(epoch, part, point)
+    }
+}
+
+/// The rows a sink part saves: all of them, or those of the keys `changed`.
+fn saved_rows<'a>(rows: &'a Rows, changed: Option<&'a [RowKey]>) -> RowsRef<'a> {
+    match changed {
+        None => RowsRef::All(rows),
+        Some(keys) => RowsRef::Changes(keys.iter().map(|k| (k, rows.get(k))).collect()),
     }
 }
