@@ -12,8 +12,8 @@ into day1.jsonl (all but the last 10,000 lines) and day2.jsonl (those). Then:
   and day2 without checkpoints (REPS times); day 1 with --checkpoint-dir (its time, peak RSS,
   the checkpoint's bytes per id held and the time to write it: from the last epoch's
   flushed_at in epochs.jsonl to the manifest's written_at); day 2 resumed from a copy of day
-  1's checkpoint and outputs (REPS times): its time against the full run's, and its outputs
-  checked equal to the full run's. Then kill -9: a followed run over the same files with
+  1's checkpoint and outputs (REPS times): its time against the full run's, its outputs
+  checked equal to the full run's, and the bytes and time of its incremental checkpoint. Then kill -9: a followed run over the same files with
   checkpoints, killed once loaded; the restart's time until one appended correction is in
   epochs.jsonl, against a fresh followed run's time to load and take it.
 - follow: `amend gen --out - --events STREAM_EVENTS` written to a file that `amend aggregate
@@ -118,6 +118,11 @@ def resume_part(args, work):
                               "--out", "day"] + JOB + ckpt_args, work))
     with open(os.path.join(work, "day", "summary.json")) as f:
         read_by_resume = json.load(f)["run_records_read"]
+    day2_ckpt = json.loads(subprocess.run([AMEND, "checkpoints", "ckpt", "--json"], cwd=work,
+                                          check=True, capture_output=True).stdout)[0]
+    with open(os.path.join(work, "day", "epochs.jsonl")) as f:
+        day2_epoch = json.loads(f.read().splitlines()[-1])
+    day2_write_ms = parse_ms(day2_ckpt["written_at"]) - parse_ms(day2_epoch["flushed_at"])
     equal = same_outputs(os.path.join(work, "full"), os.path.join(work, "day"))
     full_wall = statistics.median(w for w, _ in full)
     resume_wall = statistics.median(w for w, _ in resumed)
@@ -134,6 +139,9 @@ def resume_part(args, work):
     print(f"checkpoint: {newest['bytes']:,} bytes for {ids:,} ids held "
           f"({newest['bytes'] / max(ids, 1):.0f} B per id; rows and groups included); written "
           f"in {write_ms} ms (last epoch flushed to manifest committed)")
+    print(f"day 2's checkpoint (incremental, over epochs {day2_ckpt['builds_on']}): "
+          f"{day2_ckpt['bytes_written']:,} bytes written of {day2_ckpt['bytes']:,} it loads "
+          f"from, in {day2_write_ms} ms")
     kill_part(args, work, events, day1, day2)
 
 
