@@ -29,6 +29,7 @@ pub mod engine;
 pub mod explain;
 pub mod gaps;
 pub mod r#gen;
+pub mod kafka;
 pub mod reconcile;
 pub mod recovery;
 pub mod report;
@@ -226,6 +227,15 @@ fn run_gen(args: &r#gen::GenArgs, stdout: &mut impl Write) -> anyhow::Result<()>
     let report = r#gen::run(args)?;
     if args.to_stdout() {
         return Ok(()); // stdout is the stream
+    }
+    if let Some(url) = &args.kafka {
+        writeln!(
+            stdout,
+            "amend gen: produced {} event lines and {} correction lines to {url}, interleaved \
+             ({} bad lines in all)",
+            report.event_lines, report.correction_lines, report.bad_lines
+        )?;
+        return Ok(());
     }
     writeln!(
         stdout,

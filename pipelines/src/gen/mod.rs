@@ -56,8 +56,20 @@ pub struct GenArgs {
     ///
     /// `-` writes one stream to standard output instead: the events and corrections lines
     /// interleaved, generated in constant memory, for `amend aggregate --follow --input -`.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "kafka",
+        conflicts_with = "kafka"
+    )]
+    pub out: Option<PathBuf>,
+    /// Produce the stream of `--out -` to a Kafka topic instead, `kafka://HOST:PORT/TOPIC`
+    /// (it must exist): each line one message, keyed by the record's id, so that an id's records
+    /// stay in one partition and in order.
+    #[arg(long, value_name = "URL")]
+    pub kafka: Option<crate::kafka::TopicUrl>,
+    #[command(flatten)]
+    pub kafka_args: crate::kafka::KafkaArgs,
     /// Seed of the generator: the same seed and parameters give byte-identical files.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -150,7 +162,7 @@ const END_MS: i64 = time::MAX_MILLIS + 1;
 impl GenArgs {
     /// Whether `--out -` asks for one stream on standard output.
     pub fn to_stdout(&self) -> bool {
-        self.out.as_os_str() == "-"
+        self.out.as_ref().is_some_and(|out| out.as_os_str() == "-")
     }
 }
 
@@ -158,18 +170,30 @@ impl GenArgs {
 /// with `--out -`, writes the stream to standard output instead (the report's paths are `-`).
 pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     Params::new(args).map_err(|e| crate::UsageError(e.to_string()))?;
-    if args.to_stdout() {
-        let report = stream(args, &mut io::stdout().lock())?;
+    if let Some(url) = &args.kafka {
+        let mut producer = crate::kafka::produce::LineProducer::connect(url, &args.kafka_args)?;
+        let report = stream(args, &mut producer)?;
+        producer.finish()?;
+        let to = PathBuf::from(url.to_string());
         return Ok(GenReport {
-            events_path: args.out.clone(),
-            corrections_path: args.out.clone(),
+            events_path: to.clone(),
+            corrections_path: to,
             ..report
         });
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("--out: cannot create directory {}", args.out.display()))?;
-    let events_path = args.out.join(EVENTS_FILE);
-    let corrections_path = args.out.join(CORRECTIONS_FILE);
+    let out = args.out.clone().expect("--out or --kafka");
+    if args.to_stdout() {
+        let report = stream(args, &mut io::stdout().lock())?;
+        return Ok(GenReport {
+            events_path: out.clone(),
+            corrections_path: out,
+            ..report
+        });
+    }
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("--out: cannot create directory {}", out.display()))?;
+    let events_path = out.join(EVENTS_FILE);
+    let corrections_path = out.join(CORRECTIONS_FILE);
     let create = |path: &PathBuf| {
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))
     };
@@ -178,7 +202,7 @@ pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     let (report, audit) = generate_with_audit(args, &mut events, &mut corrections)?;
     let audit = match audit {
         Some(lines) => {
-            let path = args.out.join(AUDIT_FILE);
+            let path = out.join(AUDIT_FILE);
             let count = lines.iter().filter(|l| l.contains(" accepted id=")).count() as u64;
             std::fs::write(&path, lines.concat())
                 .with_context(|| format!("cannot write {}", path.display()))?;

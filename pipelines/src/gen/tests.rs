@@ -613,7 +613,7 @@ fn run_writes_files_into_a_new_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a/b");
     let args = GenArgs {
-        out: out.clone(),
+        out: Some(out.clone()),
         ..parse(&["--events", "1000", "--corrections", "0.1"])
     };
     let report = run(&args).unwrap();
