@@ -25,7 +25,7 @@ use crate::data::event::Time;
 use crate::data::time::Millis;
 use crate::data::window::Window;
 use crate::incremental::assign_windows::WindowedValue;
-use crate::incremental::durable::{Change, Durable, Entries, Store, decode};
+use crate::incremental::durable::{Change, ChangedKeys, Durable, Entries, Store, decode};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -118,8 +118,8 @@ pub struct GroupState {
     hasher: foldhash::fast::FixedState,
     /// With a finite lateness: the hashes of groups by their window's end.
     closing: Option<ExpiryIndex>,
-    /// For checkpoints, once one is taken: the groups changed since (with repeats).
-    changed: Option<Vec<GroupKey>>,
+    /// For checkpoints, once one is taken: the groups changed since.
+    changed: ChangedKeys<GroupKey>,
 }
 
 impl GroupState {
@@ -149,11 +149,7 @@ impl GroupState {
                 horizon,
                 &mut self.groups,
                 |g| g.0.0.end <= horizon,
-                |g| {
-                    if let Some(changed) = changed {
-                        changed.push(g.0);
-                    }
-                },
+                |g| changed.note(|| g.0),
             );
         }
     }
@@ -190,9 +186,7 @@ impl GroupState {
         if group.is_empty() {
             entry.remove();
         }
-        if let Some(changed) = &mut self.changed {
-            changed.push(key.clone());
-        }
+        self.changed.note(|| key.clone());
         (before, after)
     }
 
@@ -227,15 +221,13 @@ impl Durable for GroupState {
     }
 
     fn track_changes(&mut self) {
-        self.changed = Some(Vec::new());
+        self.changed.track();
     }
 
     fn save_changes(&mut self, out: &mut Entries<'_>) -> std::io::Result<bool> {
-        let Some(mut changed) = self.changed.replace(Vec::new()) else {
+        let Some(changed) = self.changed.take() else {
             return Ok(false);
         };
-        changed.sort_unstable();
-        changed.dedup();
         let hasher = &self.hasher;
         for key in changed {
             let found = self.groups.find(hasher.hash_one(&key), |e| e.0 == key);

@@ -69,6 +69,40 @@ pub(crate) trait Durable {
     }
 }
 
+/// The keys of the entries a state changed since its last checkpoint, recorded once the
+/// first is taken (before it, the first part holds every entry anyway).
+#[derive(Debug)]
+pub(crate) struct ChangedKeys<K>(Option<Vec<K>>);
+
+impl<K> Default for ChangedKeys<K> {
+    fn default() -> Self {
+        ChangedKeys(None)
+    }
+}
+
+impl<K: Ord> ChangedKeys<K> {
+    /// Begins recording (again, from nothing).
+    pub fn track(&mut self) {
+        self.0 = Some(Vec::new());
+    }
+
+    /// Records the key `key` gives, if recording.
+    #[inline]
+    pub fn note(&mut self, key: impl FnOnce() -> K) {
+        if let Some(keys) = &mut self.0 {
+            keys.push(key());
+        }
+    }
+
+    /// The keys recorded, each once and in order, and records anew; `None` if not recording.
+    pub fn take(&mut self) -> Option<Vec<K>> {
+        let mut keys = self.0.replace(Vec::new())?;
+        keys.sort_unstable();
+        keys.dedup();
+        Some(keys)
+    }
+}
+
 /// An entry of a section of changes: an entry as it is now, or the key of one removed.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Change<K, V> {

@@ -26,7 +26,7 @@ use timely::dataflow::channels::pact::Exchange;
 use crate::data::event::{Event, Time};
 use crate::data::time::Millis;
 use crate::data::window::WindowSpec;
-use crate::incremental::durable::{Change, Durable, Entries, Store, decode};
+use crate::incremental::durable::{Change, ChangedKeys, Durable, Entries, Store, decode};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -115,8 +115,8 @@ pub struct IdState {
     /// With a finite lateness, the windows that give each record its expiry, and the ids by
     /// the expiry of the record that made them current.
     expiry: Option<(WindowSpec, ExpiryIndex)>,
-    /// For checkpoints, once one is taken: the ids changed since (with repeats).
-    changed: Option<Vec<CompactString>>,
+    /// For checkpoints, once one is taken: the ids changed since.
+    changed: ChangedKeys<CompactString>,
 }
 
 impl IdState {
@@ -163,9 +163,7 @@ impl IdState {
         if let Some((window, index)) = &mut self.expiry {
             index.note(window.expiry(event.ts), hash);
         }
-        if let Some(changed) = &mut self.changed {
-            changed.push(event.id.clone());
-        }
+        self.changed.note(|| event.id.clone());
         Some(replaced)
     }
 
@@ -205,11 +203,7 @@ impl IdState {
                 horizon,
                 &mut self.current,
                 |e| window.expiry(e.ts) <= horizon,
-                |e| {
-                    if let Some(changed) = changed {
-                        changed.push(e.id);
-                    }
-                },
+                |e| changed.note(|| e.id),
             );
         }
     }
@@ -234,15 +228,13 @@ impl Durable for IdState {
     }
 
     fn track_changes(&mut self) {
-        self.changed = Some(Vec::new());
+        self.changed.track();
     }
 
     fn save_changes(&mut self, out: &mut Entries<'_>) -> std::io::Result<bool> {
-        let Some(mut changed) = self.changed.replace(Vec::new()) else {
+        let Some(changed) = self.changed.take() else {
             return Ok(false);
         };
-        changed.sort_unstable();
-        changed.dedup();
         let hasher = &self.hasher;
         for id in changed {
             let found = self
