@@ -100,6 +100,20 @@ impl Group {
         (self.sum, self.sum_fits) = (sum.unwrap_or(0), sum.is_some());
     }
 
+    /// A group of `values`, as [`Group::values`] gave them (distinct, ascending, each with a
+    /// non-zero multiplicity).
+    pub fn from_values(values: SmallVec<[(Decimal, i64); 1]>) -> Group {
+        debug_assert!(values.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut group = Group {
+            count: values.iter().map(|(_, n)| n).sum(),
+            values,
+            ..Group::default()
+        };
+        let sum = group.exact_sum();
+        (group.sum, group.sum_fits) = (sum.unwrap_or(0), sum.is_some());
+        group
+    }
+
     /// Whether no value is held.
     #[inline]
     pub fn is_empty(&self) -> bool {

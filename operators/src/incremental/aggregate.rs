@@ -109,6 +109,9 @@ fn aggregate<'scope>(
 /// What a group is keyed by.
 type GroupKey = (Window, CompactString);
 
+/// A group as a checkpoint saves it: its key and its values with their multiplicities.
+type SavedGroup = (GroupKey, smallvec::SmallVec<[(Decimal, i64); 1]>);
+
 /// The groups of one worker, and when each window closes.
 #[derive(Debug, Default)]
 pub struct GroupState {
@@ -190,6 +193,17 @@ impl GroupState {
         (before, after)
     }
 
+    /// Adds the group of `key`, which the state does not hold.
+    fn insert_new(&mut self, key: GroupKey, group: Group) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(&key);
+        if let Some(closing) = &mut self.closing {
+            closing.note(key.0.end, hash);
+        }
+        self.groups
+            .insert_unique(hash, Box::new((key, group)), |e| hasher.hash_one(&e.0));
+    }
+
     /// Forgets the group of `key`.
     fn remove(&mut self, key: &GroupKey) {
         let hash = self.hasher.hash_one(key);
@@ -209,8 +223,8 @@ impl Durable for GroupState {
     }
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
-        let (key, values): (GroupKey, Vec<(Decimal, i64)>) = decode(entry)?;
-        self.update(&key, values.into_iter().map(|(v, n)| (v, n as isize)));
+        let (key, values): SavedGroup = decode(entry)?;
+        self.insert_new(key, Group::from_values(values));
         Ok(())
     }
 
@@ -243,11 +257,10 @@ impl Durable for GroupState {
     }
 
     fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
-        type Saved = Change<GroupKey, (GroupKey, Vec<(Decimal, i64)>)>;
-        match decode::<Saved>(entry)? {
+        match decode::<Change<GroupKey, SavedGroup>>(entry)? {
             Change::Put((key, values)) => {
                 self.remove(&key);
-                self.update(&key, values.into_iter().map(|(v, n)| (v, n as isize)));
+                self.insert_new(key, Group::from_values(values));
             }
             Change::Remove(key) => self.remove(&key),
         }

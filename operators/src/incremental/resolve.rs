@@ -217,7 +217,15 @@ impl Durable for IdState {
     }
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
-        self.offer(&decode::<Event>(entry)?);
+        // A section with every entry holds each id once.
+        let event: Event = decode(entry)?;
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(event.id.as_str());
+        if let Some((window, index)) = &mut self.expiry {
+            index.note(window.expiry(event.ts), hash);
+        }
+        self.current
+            .insert_unique(hash, Box::new(event), |e| hasher.hash_one(e.id.as_str()));
         Ok(())
     }
 
