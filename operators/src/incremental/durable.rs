@@ -228,10 +228,11 @@ impl Store {
         restore.mark()
     }
 
-    /// Whether a resumed run's state failed to load; call after building the dataflow.
-    pub fn load_error(&self) -> Option<String> {
-        let registry = self.0.as_ref()?.borrow();
-        let error = registry.restore.as_ref()?.error.as_ref()?;
+    /// Ends loading, once the dataflow is built: lets the checkpoint's bytes go, and says
+    /// whether the state failed to load.
+    pub fn finish_loading(&self) -> Option<String> {
+        let mut registry = self.0.as_ref()?.borrow_mut();
+        let error = registry.restore.take()?.error?;
         Some(error.to_string())
     }
 
@@ -380,7 +381,7 @@ mod tests {
             let mark = store.register("a", &a);
             store.register("b", &b);
             assert_eq!(mark, Some((epoch_start(5), 7)));
-            assert_eq!(store.load_error(), None);
+            assert_eq!(store.finish_loading(), None);
             let want = |all: &[u64]| -> Vec<u64> {
                 let mut want: Vec<u64> = all.iter().copied().filter(|n| keep(*n)).collect();
                 want.sort();
@@ -406,7 +407,7 @@ mod tests {
         let loaded = |chain: Vec<Arc<Vec<u8>>>, filters| {
             let store = Store::new(Some(Restore::new(vec![chain], filters, |_| true, 1, None)));
             let states = registered(&store, vec![Numbers::default(), Numbers::default()]);
-            assert_eq!(store.load_error(), None);
+            assert_eq!(store.finish_loading(), None);
             (store, states)
         };
         for filters in [false, true] {
@@ -429,7 +430,12 @@ mod tests {
             None,
         )));
         registered(&store, vec![Numbers::default(), Numbers::default()]);
-        assert!(store.load_error().unwrap().contains("without the entries"));
+        assert!(
+            store
+                .finish_loading()
+                .unwrap()
+                .contains("without the entries")
+        );
     }
 
     #[test]
@@ -449,7 +455,7 @@ mod tests {
             let b = Rc::new(RefCell::new(Numbers::default()));
             store.register("b", &b);
             assert!(
-                store.load_error().unwrap().contains("truncated"),
+                store.finish_loading().unwrap().contains("truncated"),
                 "cut {cut:?}"
             );
         }

@@ -127,7 +127,7 @@ fn store(resume: Option<&Resume>, index: usize, peers: usize) -> Store {
     let Some(resume) = resume else {
         return Store::new(None);
     };
-    let (chains, filter) = resume.worker_parts(index, peers);
+    let (chains, filter) = resume.take_worker_parts(index, peers);
     let keep = move |route: u64| route % peers as u64 == index as u64;
     let max_ts = resume.manifest.max_ts;
     let restore = Restore::new(chains, filter, keep, resume.next_epoch(), max_ts);
@@ -165,7 +165,7 @@ pub fn run_worker(worker: &mut Worker, setup: WorkerSetup<'_>) -> Result<(), Str
     let mut marks = MarksInput::new();
     let mut inputs = worker
         .dataflow::<Time, _, _>(|scope| dataflow.build(scope, &probe, output, (&mut marks, store)));
-    if let Some(error) = store.load_error() {
+    if let Some(error) = store.finish_loading() {
         return Err(format!("cannot load the checkpoint: {error}"));
     }
     let recovery = &config.recovery;

@@ -16,7 +16,7 @@ pub mod take;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::UsageError;
@@ -43,8 +43,9 @@ pub struct CheckpointConfig {
 pub struct Resume {
     /// Its manifest.
     pub manifest: Manifest,
-    /// Its parts' bytes, by file name: each a chain.
-    pub parts: manifest::Parts,
+    /// Its parts' bytes, by file name (each a chain), until the workers and the sink have
+    /// taken them: the loaded state does not keep them in memory for the rest of the run.
+    pub parts: Mutex<Handoff>,
     /// The epochs written after it, as `epochs.jsonl` recorded them: planned again exactly.
     pub replay: Vec<(String, u64, Option<u64>)>,
 }
@@ -55,18 +56,32 @@ impl Resume {
         self.manifest.epoch + 1
     }
 
-    /// The chains of parts worker `index` of `peers` loads, and whether it must filter their
-    /// entries (when the number of workers changed).
-    pub fn worker_parts(&self, index: usize, peers: usize) -> (Vec<Vec<Arc<Vec<u8>>>>, bool) {
+    /// Takes the chains of parts worker `index` of `peers` loads, and whether it must filter
+    /// their entries (when the number of workers changed: then every worker loads every chain,
+    /// and they are let go once all `peers` have taken them). Each worker takes them once.
+    pub fn take_worker_parts(&self, index: usize, peers: usize) -> (Vec<Vec<Arc<Vec<u8>>>>, bool) {
+        let mut handoff = self.parts.lock().expect("not poisoned");
         if peers == self.manifest.workers {
-            let own = self.parts.get(&worker_part(index)).cloned();
-            (own.into_iter().collect(), false)
-        } else {
-            let all = (0..self.manifest.workers)
-                .filter_map(|w| self.parts.get(&worker_part(w)).cloned())
-                .collect();
-            (all, true)
+            let own = handoff.parts.remove(&worker_part(index));
+            return (own.into_iter().collect(), false);
         }
+        let all = (0..self.manifest.workers)
+            .filter_map(|w| handoff.parts.get(&worker_part(w)).cloned())
+            .collect();
+        handoff.workers_taken += 1;
+        if handoff.workers_taken == peers {
+            handoff.parts.retain(|name, _| name == SINK_PART);
+        }
+        (all, true)
+    }
+
+    /// Takes the sink's chain of parts.
+    pub fn take_sink_parts(&self) -> Option<Vec<Arc<Vec<u8>>>> {
+        self.parts
+            .lock()
+            .expect("not poisoned")
+            .parts
+            .remove(SINK_PART)
     }
 
     /// The chain of the parts named `file`, to build on.
@@ -77,6 +92,13 @@ impl Resume {
         }
         chain
     }
+}
+
+/// A checkpoint's parts, as the workers and the sink take them.
+pub struct Handoff {
+    parts: manifest::Parts,
+    /// How many workers have taken copies of every chain (when re-partitioning).
+    workers_taken: usize,
 }
 
 /// The file name of worker `index`'s part.
@@ -146,7 +168,10 @@ pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resu
                 let replay = replay(dir, out, len, manifest.epoch + 1)?;
                 return Ok(Some(Resume {
                     manifest,
-                    parts,
+                    parts: Mutex::new(Handoff {
+                        parts,
+                        workers_taken: 0,
+                    }),
                     replay,
                 }));
             }

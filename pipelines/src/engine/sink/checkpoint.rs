@@ -62,15 +62,15 @@ impl<'w> Sink<'w> {
     /// reading had reached; the next epoch opens.
     pub fn resume(&mut self, resume: &Resume) -> anyhow::Result<()> {
         let parts = resume
-            .parts
-            .get(SINK_PART)
+            .take_sink_parts()
             .ok_or_else(|| anyhow::anyhow!("the checkpoint has no {SINK_PART}"))?;
         let SinkState {
             facts,
             rows,
             gaps,
             estimates,
-        } = decode_chain(parts)?;
+        } = decode_chain(&parts)?;
+        drop(parts);
         let state = &mut self.state;
         if let (Some(table), Some((rows, windows))) = (&mut state.table, rows) {
             *table = DigestedTable::with_rows(table.table().scale(), rows, windows);
