@@ -87,14 +87,16 @@ pub struct SinkState {
 }
 
 /// Loads the sink's state from its chain of parts: the rows of the first, changed by each
-/// later one; the rest from the last.
-pub fn decode_chain(parts: &[std::sync::Arc<Vec<u8>>]) -> anyhow::Result<SinkState> {
+/// later one; the rest from the last. Each part's bytes go once it is decoded, before its
+/// rows are built into their map.
+pub fn decode_chain(parts: Vec<std::sync::Arc<Vec<u8>>>) -> anyhow::Result<SinkState> {
     let mut rows: Option<Rows> = None;
     let mut last = None;
     for bytes in parts {
-        let (facts, saved, gaps, estimates): Saved = encoding()
-            .deserialize(bytes)
-            .map_err(|e| anyhow::anyhow!("the sink's state does not decode: {e}"))?;
+        let decoded: Result<Saved, _> = encoding().deserialize(&bytes);
+        drop(bytes);
+        let (facts, saved, gaps, estimates) =
+            decoded.map_err(|e| anyhow::anyhow!("the sink's state does not decode: {e}"))?;
         let mut windows = None;
         if let Some((saved, w)) = saved {
             windows = Some(w);

@@ -69,8 +69,7 @@ impl<'w> Sink<'w> {
             rows,
             gaps,
             estimates,
-        } = decode_chain(&parts)?;
-        drop(parts);
+        } = decode_chain(parts)?;
         let state = &mut self.state;
         if let (Some(table), Some((rows, windows))) = (&mut state.table, rows) {
             *table = DigestedTable::with_rows(table.table().scale(), rows, windows);
