@@ -33,6 +33,26 @@ RUN_FIELDS = {"read_at", "flushed_at", "latency_ms", "state_ids", "state_groups"
               "epoch_latency_ms_p99", "run_records_read", "resumed_after_epoch"}
 
 
+def stop(proc):
+    """SIGSTOP, then waits until every thread of `proc` is stopped: the signal arrives after
+    kill returns, and a thread still running could read a chunk half written."""
+    proc.send_signal(signal.SIGSTOP)
+    tasks = f"/proc/{proc.pid}/task"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(tasks):
+            try:
+                with open(os.path.join(tasks, task, "stat")) as f:
+                    states.append(f.read().rsplit(") ", 1)[1][0])
+            except (FileNotFoundError, IndexError):
+                pass
+        if all(s in "Tt" for s in states):
+            return
+        time.sleep(0.001)
+    sys.exit("amend did not stop")
+
+
 def strip(value):
     return {k: v for k, v in value.items() if k not in RUN_FIELDS}
 
@@ -93,7 +113,7 @@ def follow(work, chunks, kills, rng):
         wait_for(epochs, lines_at_least(1), proc, "epoch 0")
         made = 0
         for n, chunk in enumerate(chunks[1:], start=1):
-            proc.send_signal(signal.SIGSTOP)
+            stop(proc)
             with open(src, "a") as f:
                 f.write(chunk)
             proc.send_signal(signal.SIGCONT)

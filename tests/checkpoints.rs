@@ -214,6 +214,28 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill {signal} failed");
 }
 
+/// Stops `child` with SIGSTOP and waits until every one of its threads is stopped: the
+/// signal is delivered after `kill` returns, and a thread still running could read a chunk
+/// half written.
+fn stop(child: &Child) {
+    signal(child, "-STOP");
+    let tasks = format!("/proc/{}/task", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stopped = fs::read_dir(&tasks).unwrap().all(|task| {
+            let stat = fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+            matches!(state, Some("T" | "t") | None)
+        });
+        if stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "amend did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn terminate(child: Child) {
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
@@ -256,7 +278,7 @@ fn kill_9_while_following_resumes_with_identical_outputs() {
         for (n, chunk) in chunks.iter().enumerate().skip(1) {
             // Stopped while the chunk is written, amend sees it whole: one epoch per chunk,
             // in both runs, whatever the timing.
-            signal(&child, "-STOP");
+            stop(&child);
             append(&dir.join(input), chunk);
             signal(&child, "-CONT");
             if !kills {
