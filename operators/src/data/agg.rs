@@ -125,6 +125,12 @@ impl Group {
         self.values.iter().copied()
     }
 
+    /// The distinct values, ascending, with their multiplicities, as a slice (what a
+    /// checkpoint saves, without copying them into a list of their own).
+    pub fn value_list(&self) -> &[(Decimal, i64)] {
+        &self.values
+    }
+
     /// The sum recomputed from the values, `None` if it does not fit.
     fn exact_sum(&self) -> Option<i128> {
         self.values.iter().try_fold(0i128, |sum, (v, n)| {

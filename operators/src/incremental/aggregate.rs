@@ -217,8 +217,7 @@ impl Durable for GroupState {
     fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
         self.groups.iter().try_for_each(|entry| {
             let (key, group) = &**entry;
-            let values: Vec<(Decimal, i64)> = group.values().collect();
-            out.put(key.hashed(), &(key, values))
+            out.put(key.hashed(), &(key, group.value_list()))
         })
     }
 
@@ -239,21 +238,11 @@ impl Durable for GroupState {
     }
 
     fn save_changes(&mut self, out: &mut Entries<'_>) -> std::io::Result<bool> {
-        let Some(changed) = self.changed.take() else {
-            return Ok(false);
-        };
-        let hasher = &self.hasher;
-        for key in changed {
-            let found = self.groups.find(hasher.hash_one(&key), |e| e.0 == key);
-            match found {
-                Some(entry) => {
-                    let values: Vec<(Decimal, i64)> = entry.1.values().collect();
-                    out.put(key.hashed(), &Change::<&GroupKey, _>::Put((&key, values)))?
-                }
-                None => out.put(key.hashed(), &Change::<_, ()>::Remove(&key))?,
-            }
-        }
-        Ok(true)
+        let (groups, hasher) = (&self.groups, &self.hasher);
+        self.changed.save(out, |key| {
+            let entry = groups.find(hasher.hash_one(key), |e| e.0 == *key)?;
+            Some((&entry.0, entry.1.value_list()))
+        })
     }
 
     fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {

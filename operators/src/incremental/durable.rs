@@ -102,6 +102,29 @@ impl<K: Ord> ChangedKeys<K> {
         keys.dedup();
         Some(keys)
     }
+
+    /// Writes the keys recorded as [`Change`]s, each routed by its hash: a put of the entry
+    /// `now` finds for it, or its removal; records anew. `Ok(false)` if not recording.
+    pub fn save<V: Serialize>(
+        &mut self,
+        out: &mut Entries<'_>,
+        now: impl Fn(&K) -> Option<V>,
+    ) -> io::Result<bool>
+    where
+        K: Serialize + differential_dataflow::Hashable<Output = u64>,
+    {
+        let Some(keys) = self.take() else {
+            return Ok(false);
+        };
+        for key in keys {
+            let change = match now(&key) {
+                Some(entry) => Change::Put(entry),
+                None => Change::Remove(&key),
+            };
+            out.put(key.hashed(), &change)?;
+        }
+        Ok(true)
+    }
 }
 
 /// An entry of a section of changes: an entry as it is now, or the key of one removed.

@@ -240,20 +240,12 @@ impl Durable for IdState {
     }
 
     fn save_changes(&mut self, out: &mut Entries<'_>) -> std::io::Result<bool> {
-        let Some(changed) = self.changed.take() else {
-            return Ok(false);
-        };
-        let hasher = &self.hasher;
-        for id in changed {
-            let found = self
-                .current
-                .find(hasher.hash_one(id.as_str()), |e| e.id == id);
-            match found {
-                Some(event) => out.put(id.hashed(), &Change::<&str, &Event>::Put(&**event))?,
-                None => out.put(id.hashed(), &Change::<&str, &Event>::Remove(&id))?,
-            }
-        }
-        Ok(true)
+        let (current, hasher) = (&self.current, &self.hasher);
+        self.changed.save(out, |id| {
+            current
+                .find(hasher.hash_one(id.as_str()), |e| e.id == *id)
+                .map(|event| &**event)
+        })
     }
 
     fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {

@@ -351,6 +351,20 @@ impl Table {
         Some(keys)
     }
 
+    /// For a checkpoint: with `incremental`, the keys of the rows changed since the last one
+    /// ([`Table::take_changes`]) if they are known; otherwise `None`, and changes are recorded
+    /// from now on (the rows are to be saved whole).
+    pub fn checkpoint_changes(
+        &mut self,
+        incremental: bool,
+    ) -> Option<Vec<(Window, CompactString)>> {
+        let changes = incremental.then(|| self.take_changes()).flatten();
+        if changes.is_none() {
+            self.track_changes();
+        }
+        changes
+    }
+
     /// Whether changes of the open epoch have been applied: then the rows are not those of
     /// an epoch boundary, and no snapshot should be written from them.
     pub fn has_open_changes(&self) -> bool {

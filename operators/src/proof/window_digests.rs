@@ -222,9 +222,12 @@ impl DigestedTable {
         self.table.track_changes();
     }
 
-    /// See [`Table::take_changes`].
-    pub fn take_changes(&mut self) -> Option<Vec<(Window, CompactString)>> {
-        self.table.take_changes()
+    /// See [`Table::checkpoint_changes`].
+    pub fn checkpoint_changes(
+        &mut self,
+        incremental: bool,
+    ) -> Option<Vec<(Window, CompactString)>> {
+        self.table.checkpoint_changes(incremental)
     }
 
     /// Ends the open epoch.

@@ -178,15 +178,8 @@ impl<'w> Sink<'w> {
             .checkpointer
             .as_ref()
             .is_some_and(|c| c.wants_changes());
-        let changed = match self.state.table.as_mut() {
-            Some(table) if wants_changes => table.take_changes(),
-            _ => None,
-        };
-        if changed.is_none()
-            && let Some(table) = self.state.table.as_mut()
-        {
-            table.track_changes();
-        }
+        let changed =
+            (self.state.table.as_mut()).and_then(|table| table.checkpoint_changes(wants_changes));
         let state = &self.state;
         let counts = &state.facts.counts;
         let facts = SavedFacts {
