@@ -13,9 +13,11 @@ into day1.jsonl (all but the last 10,000 lines) and day2.jsonl (those). Then:
   the checkpoint's bytes per id held and the time to write it: from the last epoch's
   flushed_at in epochs.jsonl to the manifest's written_at); day 2 resumed from a copy of day
   1's checkpoint and outputs (REPS times): its time against the full run's, its outputs
-  checked equal to the full run's, and the bytes and time of its incremental checkpoint. Then kill -9: a followed run over the same files with
-  checkpoints, killed once loaded; the restart's time until one appended correction is in
-  epochs.jsonl, against a fresh followed run's time to load and take it.
+  checked equal to the full run's, and the bytes and time of its incremental checkpoint. Then
+  kill -9: a followed run over the same files with checkpoints, killed once loaded; the
+  restart's time until one appended correction is in epochs.jsonl (REPS restarts from copies
+  of what the kill left), against a fresh followed run's time to load and take it (REPS
+  times, alternating with the restarts).
 - follow: `amend gen --out - --events STREAM_EVENTS` written to a file that `amend aggregate
   --follow --allowed-lateness 5m` follows, once without checkpoints and once with
   --checkpoint-interval 10s: records per second, and the epoch latency p50/p99/max (the pause
@@ -179,39 +181,63 @@ def wait_read(epochs, source, size, timeout=600):
 
 
 def kill_part(args, work, events, day1, day2):
-    """A followed run killed once loaded; the restart's time to take one more correction."""
+    """A followed run killed once loaded; the restart's time to take one more correction
+    (REPS times from copies of what the kill left), against a fresh run's (REPS times)."""
     fix = os.path.join(work, "live.jsonl")
     with open(day2, "rb") as f:
         correction = f.readline()
-    results = {}
-    for mode in ["fresh", "resumed"]:
+    cmd = [AMEND, "aggregate", "--follow", "--input", events, "--corrections", fix,
+           "--out", "live", "--poll-interval", "5ms"] + JOB
+    resumed_cmd = cmd + ["--checkpoint-dir", "live-ckpt"]
+
+    def fresh_dirs():
         shutil.copyfile(day1, fix)
         for name in ["live", "live-ckpt"]:
             shutil.rmtree(os.path.join(work, name), ignore_errors=True)
-        cmd = [AMEND, "aggregate", "--follow", "--input", events, "--corrections", fix,
-               "--out", "live", "--poll-interval", "5ms"] + JOB
+
+    # What a kill -9 leaves: a loaded run with a checkpoint, killed.
+    fresh_dirs()
+    first = subprocess.Popen(resumed_cmd, cwd=work, stdout=subprocess.DEVNULL)
+    wait_epochs(os.path.join(work, "live", "epochs.jsonl"), 2)
+    while not any(os.path.exists(os.path.join(work, "live-ckpt", d, "manifest.json"))
+                  for d in os.listdir(os.path.join(work, "live-ckpt"))):
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    for name in ["live", "live-ckpt"]:
+        shutil.rmtree(os.path.join(work, name + ".killed"), ignore_errors=True)
+        shutil.copytree(os.path.join(work, name), os.path.join(work, name + ".killed"))
+
+    def restart(mode):
+        fresh_dirs()
         if mode == "resumed":
-            cmd += ["--checkpoint-dir", "live-ckpt"]
-            first = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL)
-            wait_epochs(os.path.join(work, "live", "epochs.jsonl"), 2)
-            while not any(os.path.exists(os.path.join(work, "live-ckpt", d, "manifest.json"))
-                          for d in os.listdir(os.path.join(work, "live-ckpt"))):
-                time.sleep(0.05)
-            first.kill()
-            first.wait()
+            for name in ["live", "live-ckpt"]:
+                shutil.copytree(os.path.join(work, name + ".killed"), os.path.join(work, name))
         with open(fix, "ab") as f:
             f.write(correction)
         size = os.path.getsize(fix)
+        sh(["sync"])
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(resumed_cmd if mode == "resumed" else cmd, cwd=work,
+                                stdout=subprocess.DEVNULL)
         wait_read(os.path.join(work, "live", "epochs.jsonl"), fix, size)
-        results[mode] = time.monotonic() - start
+        took = time.monotonic() - start
         proc.terminate()
         proc.wait()
+        return took
+
+    times = {"fresh": [], "resumed": []}
+    for _ in range(args.reps):
+        for mode in ["resumed", "fresh"]:
+            times[mode].append(restart(mode))
+    fresh, resumed = (statistics.median(times[m]) for m in ["fresh", "resumed"])
     print(f"\nkill -9 of a loaded `--follow` run, restarted: one more correction is in "
-          f"epochs.jsonl {results['resumed']:.2f} s after the restart, against "
-          f"{results['fresh']:.2f} s for a fresh run that re-reads everything "
-          f"({results['resumed'] / results['fresh']:.3f})")
+          f"epochs.jsonl {resumed:.2f} s after the restart (median of {args.reps}: "
+          f"{', '.join(f'{t:.2f}' for t in times['resumed'])}), against {fresh:.2f} s for a "
+          f"fresh run that re-reads everything ({', '.join(f'{t:.2f}' for t in times['fresh'])})"
+          f": {resumed / fresh:.3f}")
+    for name in ["live.killed", "live-ckpt.killed"]:
+        shutil.rmtree(os.path.join(work, name), ignore_errors=True)
 
 
 def follow_part(args, work):

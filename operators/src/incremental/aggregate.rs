@@ -25,7 +25,9 @@ use crate::data::event::Time;
 use crate::data::time::Millis;
 use crate::data::window::Window;
 use crate::incremental::assign_windows::WindowedValue;
-use crate::incremental::durable::{Change, ChangedKeys, Durable, Entries, Store, decode};
+use crate::incremental::durable::{
+    Base, Change, ChangedKeys, Durable, Entries, Store, decode, decode_taken,
+};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -123,6 +125,9 @@ pub struct GroupState {
     closing: Option<ExpiryIndex>,
     /// For checkpoints, once one is taken: the groups changed since.
     changed: ChangedKeys<GroupKey>,
+    /// In a resumed run, the checkpointed groups not yet needed: a group missing from
+    /// `groups` is looked for here first.
+    base: Option<Base>,
 }
 
 impl GroupState {
@@ -136,12 +141,31 @@ impl GroupState {
 
     /// Groups held.
     pub fn len(&self) -> usize {
-        self.groups.len()
+        self.groups.len() + self.base.as_ref().map_or(0, Base::live)
     }
 
     /// Whether no group is held.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        self.len() == 0
+    }
+
+    /// Moves the checkpointed group of `key` from the base into the table, unless the table
+    /// has it already (`hash` is the table's hash of `key`).
+    #[inline]
+    fn pull(&mut self, hash: u64, key: &GroupKey) {
+        let Some(base) = &mut self.base else {
+            return;
+        };
+        if self.groups.find(hash, |entry| entry.0 == *key).is_some() {
+            return;
+        }
+        let found = base.take(key.hashed(), |bytes| {
+            let (saved, values): SavedGroup = decode_taken(bytes);
+            (saved == *key).then_some((saved, values))
+        });
+        if let Some((key, values)) = found {
+            self.insert_new(key, Group::from_values(values));
+        }
     }
 
     /// Forgets every group whose window ends at or before `horizon`.
@@ -164,8 +188,9 @@ impl GroupState {
         key: &GroupKey,
         changes: impl Iterator<Item = (Decimal, isize)>,
     ) -> (Option<Agg>, Option<Agg>) {
+        let hash = self.hasher.hash_one(key);
+        self.pull(hash, key);
         let hasher = &self.hasher;
-        let hash = hasher.hash_one(key);
         let closing = &mut self.closing;
         let mut entry = self
             .groups
@@ -218,7 +243,11 @@ impl Durable for GroupState {
         self.groups.iter().try_for_each(|entry| {
             let (key, group) = &**entry;
             out.put(key.hashed(), &(key, group.value_list()))
-        })
+        })?;
+        let saved = self.base.iter().flat_map(Base::remaining);
+        saved
+            .into_iter()
+            .try_for_each(|(route, bytes)| out.put_saved(route, bytes))
     }
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
@@ -231,6 +260,11 @@ impl Durable for GroupState {
         let hasher = &self.hasher;
         self.groups
             .reserve(entries, |entry| hasher.hash_one(&entry.0));
+    }
+
+    fn base_slot(&mut self) -> Option<&mut Option<Base>> {
+        // With a finite lateness, every group is indexed by when its window closes, at once.
+        self.closing.is_none().then_some(&mut self.base)
     }
 
     fn track_changes(&mut self) {
@@ -246,7 +280,12 @@ impl Durable for GroupState {
     }
 
     fn load_change(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
-        match decode::<Change<GroupKey, SavedGroup>>(entry)? {
+        let change = decode::<Change<GroupKey, SavedGroup>>(entry)?;
+        let key = match &change {
+            Change::Put((key, _)) | Change::Remove(key) => key,
+        };
+        self.pull(self.hasher.hash_one(key), key);
+        match change {
             Change::Put((key, values)) => {
                 self.remove(&key);
                 self.insert_new(key, Group::from_values(values));

@@ -16,6 +16,7 @@
 //! entries routed to them: with as many workers as before, each loads its own chain; with
 //! another number, every worker reads every chain and the state is re-partitioned.
 
+mod base;
 mod layout;
 mod restore;
 
@@ -30,6 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::event::Time;
 use crate::data::time::Millis;
+pub use base::Base;
+pub(crate) use base::decode_taken;
 use layout::{EntryOut, PartWriter};
 pub use layout::{FORMAT_VERSION, Kind};
 pub use restore::Restore;
@@ -48,6 +51,14 @@ pub(crate) trait Durable {
     /// it goes crowds its first buckets: loading one is slow unless the room is made first.
     fn reserve(&mut self, entries: usize) {
         let _ = entries;
+    }
+
+    /// Where the state keeps a [`Base`], if it can: a resumed worker's section of every entry
+    /// of its own chain, to find entries in when they are first needed instead of loading
+    /// each at once (the sections of changes after it are then loaded as usual). `None` if
+    /// the state loads every entry.
+    fn base_slot(&mut self) -> Option<&mut Option<Base>> {
+        None
     }
 
     /// Begins recording which entries change, so that the next checkpoint can save only
@@ -162,6 +173,13 @@ impl Entries<'_> {
             .serialize_into(&mut self.scratch, entry)
             .map_err(io::Error::other)?;
         self.out.entry(route, &self.scratch)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes an entry as it was saved before, routed by `route`.
+    pub fn put_saved(&mut self, route: u64, bytes: &[u8]) -> io::Result<()> {
+        self.out.entry(route, bytes)?;
         self.count += 1;
         Ok(())
     }

@@ -26,7 +26,9 @@ use timely::dataflow::channels::pact::Exchange;
 use crate::data::event::{Event, Time};
 use crate::data::time::Millis;
 use crate::data::window::WindowSpec;
-use crate::incremental::durable::{Change, ChangedKeys, Durable, Entries, Store, decode};
+use crate::incremental::durable::{
+    Base, Change, ChangedKeys, Durable, Entries, Store, decode, decode_taken,
+};
 use crate::incremental::expiry::ExpiryIndex;
 use crate::incremental::per_time::{At, Gauge, PerTime, Ready, Spec, per_time};
 use crate::incremental::watermark::{Bounds, Marks};
@@ -117,6 +119,9 @@ pub struct IdState {
     expiry: Option<(WindowSpec, ExpiryIndex)>,
     /// For checkpoints, once one is taken: the ids changed since.
     changed: ChangedKeys<CompactString>,
+    /// In a resumed run, the checkpointed records not yet needed: an id missing from
+    /// `current` is looked for here first.
+    base: Option<Base>,
 }
 
 impl IdState {
@@ -130,20 +135,42 @@ impl IdState {
 
     /// Ids held.
     pub fn len(&self) -> usize {
-        self.current.len()
+        self.current.len() + self.base.as_ref().map_or(0, Base::live)
     }
 
     /// Whether no id is held.
     pub fn is_empty(&self) -> bool {
-        self.current.is_empty()
+        self.len() == 0
+    }
+
+    /// Moves the checkpointed record of `id` from the base into the table, unless the table
+    /// has a record of `id` already (`hash` is the table's hash of `id`).
+    #[inline]
+    fn pull(&mut self, hash: u64, id: &CompactString) {
+        let Some(base) = &mut self.base else {
+            return;
+        };
+        if self.current.find(hash, |e| e.id == *id).is_some() {
+            return;
+        }
+        let found = base.take(id.hashed(), |bytes| {
+            let event: Event = decode_taken(bytes);
+            (event.id == *id).then_some(event)
+        });
+        if let Some(event) = found {
+            let hasher = &self.hasher;
+            self.current
+                .insert_unique(hash, Box::new(event), |e| hasher.hash_one(e.id.as_str()));
+        }
     }
 
     /// Takes `event` as the id's record if it beats the current one: returns the record it
     /// replaces (`Some(None)` for a new id), or `None` if it loses and changes nothing.
     #[inline]
     pub fn offer(&mut self, event: &Event) -> Option<Option<Event>> {
+        let hash = self.hasher.hash_one(event.id.as_str());
+        self.pull(hash, &event.id);
         let hasher = &self.hasher;
-        let hash = hasher.hash_one(event.id.as_str());
         let replaced = match self.current.entry(
             hash,
             |e| e.id == event.id,
@@ -169,8 +196,9 @@ impl IdState {
 
     /// Makes `event` its id's record, whatever the record it replaces.
     fn put(&mut self, event: Event) {
+        let hash = self.hasher.hash_one(event.id.as_str());
+        self.pull(hash, &event.id);
         let hasher = &self.hasher;
-        let hash = hasher.hash_one(event.id.as_str());
         if let Some((window, index)) = &mut self.expiry {
             index.note(window.expiry(event.ts), hash);
         }
@@ -187,8 +215,9 @@ impl IdState {
     }
 
     /// Forgets the record of `id`.
-    fn remove(&mut self, id: &str) {
-        let hash = self.hasher.hash_one(id);
+    fn remove(&mut self, id: &CompactString) {
+        let hash = self.hasher.hash_one(id.as_str());
+        self.pull(hash, id);
         if let Ok(found) = self.current.find_entry(hash, |e| e.id == id) {
             found.remove();
         }
@@ -213,7 +242,11 @@ impl Durable for IdState {
     fn save(&self, out: &mut Entries<'_>) -> std::io::Result<()> {
         self.current
             .iter()
-            .try_for_each(|e| out.put(e.id.hashed(), &**e))
+            .try_for_each(|e| out.put(e.id.hashed(), &**e))?;
+        let saved = self.base.iter().flat_map(Base::remaining);
+        saved
+            .into_iter()
+            .try_for_each(|(route, bytes)| out.put_saved(route, bytes))
     }
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {
@@ -233,6 +266,11 @@ impl Durable for IdState {
         let hasher = &self.hasher;
         self.current
             .reserve(entries, |e| hasher.hash_one(e.id.as_str()));
+    }
+
+    fn base_slot(&mut self) -> Option<&mut Option<Base>> {
+        // With a finite lateness, every record is indexed by when it expires, at once.
+        self.expiry.is_none().then_some(&mut self.base)
     }
 
     fn track_changes(&mut self) {

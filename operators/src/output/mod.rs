@@ -15,6 +15,7 @@ pub mod estimates;
 pub mod gap_table;
 pub mod late;
 pub mod rows;
+pub mod saved_rows;
 pub mod table;
 
 /// Why a row of the table cannot be applied or written.

@@ -23,6 +23,7 @@ use crate::data::time::{Millis, format_millis};
 use crate::data::window::Window;
 use crate::output::OutputError;
 use crate::output::rows::{SnapshotFormat, write_changelog, write_csv_header, write_snapshot_rows};
+use crate::output::saved_rows::SavedRows;
 
 /// The rows of a table, in (window, key) order.
 pub type Rows = BTreeMap<(Window, CompactString), Agg>;
@@ -52,7 +53,15 @@ pub struct Table {
     closed: Option<Closed>,
     /// For checkpoints, once one is taken: the rows changed since ([`Table::take_changes`]).
     tracked: Option<Tracked>,
+    /// In a resumed run, the rows of windows not yet changed, as the checkpoint saved them.
+    saved: Option<SavedRows>,
+    /// Windows decoded from `saved` one by one.
+    windows_taken: usize,
 }
+
+/// The windows a resumed table decodes one at a time as changes touch them; at the next, every
+/// row is decoded.
+const WINDOWS_TAKEN_ONE_BY_ONE: usize = 64;
 
 /// The rows changed since a checkpoint.
 #[derive(Debug, Default)]
@@ -161,7 +170,61 @@ impl Table {
             changed: false,
             closed: None,
             tracked: None,
+            saved: None,
+            windows_taken: 0,
         }
+    }
+
+    /// A table holding the rows `saved`, between two epochs (as a checkpoint saved them): each
+    /// window's rows are decoded when a change first touches the window, or all of them by
+    /// [`Table::load_all`].
+    pub fn with_saved(scale: Scale, saved: SavedRows) -> Self {
+        Table {
+            empty_before: saved.is_empty(),
+            saved: (!saved.is_empty()).then_some(saved),
+            ..Table::new(scale)
+        }
+    }
+
+    /// Decodes every row still saved ([`Table::with_saved`]): call before [`Table::rows`],
+    /// [`Table::row_count`] or a snapshot.
+    pub fn load_all(&mut self) -> Result<(), OutputError> {
+        if let Some(saved) = self.saved.take() {
+            let rows = std::mem::take(&mut self.rows);
+            self.rows = saved.take_all(rows).map_err(undecodable)?;
+        }
+        Ok(())
+    }
+
+    /// Whether every row is in memory (none is still saved).
+    pub fn is_loaded(&self) -> bool {
+        self.saved.is_none()
+    }
+
+    /// The rows in memory: every row of each window that is not still saved.
+    pub fn loaded_rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// Decodes the rows of `window` if they are still saved. Once changes have touched many
+    /// windows, every row is decoded at once instead: inserting a window's rows into the map
+    /// one by one costs more than building the map from every row in order.
+    #[inline]
+    fn load_window(&mut self, window: &Window) -> Result<(), OutputError> {
+        let Some(saved) = &mut self.saved else {
+            return Ok(());
+        };
+        let before = saved.windows();
+        saved
+            .take_window(window, &mut self.rows)
+            .map_err(undecodable)?;
+        self.windows_taken += before - saved.windows();
+        if saved.is_empty() {
+            self.saved = None;
+        } else if self.windows_taken > WINDOWS_TAKEN_ONE_BY_ONE {
+            self.load_all()?;
+        }
+        Ok(())
     }
 
     /// A table holding `rows`, between two epochs (as a checkpoint saved it).
@@ -190,12 +253,19 @@ impl Table {
     }
 
     /// The rows held in memory, in (window, key) order: all rows, unless closed ones spill.
+    /// Rows still saved are decoded first ([`Table::load_all`]).
     pub fn rows(&self) -> &Rows {
+        assert!(self.is_loaded(), "Table::load_all comes before Table::rows");
         &self.rows
     }
 
-    /// The number of rows, spilled ones included.
+    /// The number of rows, spilled ones included. Rows still saved are decoded first
+    /// ([`Table::load_all`]).
     pub fn row_count(&self) -> u64 {
+        assert!(
+            self.is_loaded(),
+            "Table::load_all comes before Table::row_count"
+        );
         self.rows.len() as u64 + self.closed.as_ref().map_or(0, |c| c.rows)
     }
 
@@ -214,6 +284,10 @@ impl Table {
     /// If closed rows spill, they move out of memory and are returned (it is an error for a
     /// later change to touch them); otherwise nothing happens. Call between epochs.
     pub fn close_windows(&mut self, horizon: Millis) -> Result<Rows, OutputError> {
+        if self.closed.is_none() {
+            return Ok(Rows::new());
+        }
+        self.load_all()?;
         let Some(closed) = &mut self.closed else {
             return Ok(Rows::new());
         };
@@ -254,7 +328,7 @@ impl Table {
         )?;
         closed.rows += done.len() as u64;
         closed.last = last;
-        self.empty_before = self.rows.is_empty();
+        self.empty_before = self.rows.is_empty() && self.saved.is_none();
         Ok(done)
     }
 
@@ -267,6 +341,7 @@ impl Table {
             start: format_millis(window.start),
             key: key.to_owned(),
         };
+        self.load_window(&window)?;
         let entry = (window, key);
         self.changed = true;
         // One search of the rows per change: the entry found is checked, then changed.
@@ -327,7 +402,7 @@ impl Table {
             }
         }
         self.before.clear();
-        self.empty_before = self.rows.is_empty();
+        self.empty_before = self.rows.is_empty() && self.saved.is_none();
         self.changed = false;
     }
 
@@ -410,6 +485,7 @@ impl Table {
         format: SnapshotFormat,
         mut out: impl Write,
     ) -> Result<(), OutputError> {
+        assert!(self.is_loaded(), "Table::load_all comes before a snapshot");
         let mut header = true;
         if let Some(closed) = &self.closed {
             if format == SnapshotFormat::Csv {
@@ -431,6 +507,12 @@ impl Table {
         out.flush()?;
         Ok(())
     }
+}
+
+fn undecodable(e: bincode::Error) -> OutputError {
+    OutputError::Io(io::Error::other(format!(
+        "a checkpointed window of the table does not decode: {e}"
+    )))
 }
 
 #[cfg(test)]
@@ -461,6 +543,55 @@ mod tests {
         let lines = write_changelog(epoch, &table.changes(), table.scale(), out).unwrap();
         table.end_epoch();
         lines
+    }
+
+    /// A table resumed from saved rows writes the changelog and ends with the rows of one that
+    /// held every row, whether changes touch a few windows (decoded one by one) or many (then
+    /// all at once).
+    #[test]
+    fn a_table_of_saved_rows_changes_as_one_of_all_rows() {
+        let rows: Rows = (0..200)
+            .flat_map(|w| ["a", "b", "c"].map(|k| row(w * 60_000, k, 1, w as i128)))
+            .collect();
+        let mut eager = Table::with_rows(Scale::DEFAULT, rows.clone());
+        let mut lazy = Table::with_saved(Scale::DEFAULT, SavedRows::of(&rows));
+        let epochs: Vec<Vec<(AggRow, isize)>> = vec![
+            // A few windows: one row changed, one removed, one added in a new window.
+            vec![
+                (row(60_000, "a", 1, 1), -1),
+                (row(60_000, "a", 2, 5), 1),
+                (row(120_000, "b", 1, 2), -1),
+                (row(900 * 60_000, "z", 1, 9), 1),
+            ],
+            // Many windows: past the windows decoded one by one.
+            (0..150)
+                .flat_map(|w| {
+                    let start = w * 60_000;
+                    [
+                        (row(start, "c", 1, w as i128), -1),
+                        (row(start, "c", 3, 7), 1),
+                    ]
+                })
+                .collect(),
+            vec![
+                (row(60_000, "a", 2, 5), -1),
+                (row(30 * 60_000, "d", 1, 1), 1),
+            ],
+        ];
+        for (epoch, changes) in epochs.into_iter().enumerate() {
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            eager
+                .apply_epoch(epoch as u64, changes.clone(), &mut want)
+                .unwrap();
+            lazy.apply_epoch(epoch as u64, changes, &mut got).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+        lazy.load_all().unwrap();
+        assert_eq!(lazy.rows(), eager.rows());
+        assert_eq!(lazy.row_count(), eager.row_count());
     }
 
     #[test]

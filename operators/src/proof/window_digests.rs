@@ -192,6 +192,27 @@ impl DigestedTable {
         table
     }
 
+    /// A table holding the rows `saved` ([`Table::with_saved`]), with `windows`, the digests
+    /// of its windows as [`DigestedTable::digest`] gave them then, remembered.
+    pub fn with_saved(
+        scale: Scale,
+        saved: crate::output::saved_rows::SavedRows,
+        windows: Vec<WindowDigest>,
+    ) -> Self {
+        DigestedTable {
+            table: Table::with_saved(scale, saved),
+            digests: WindowDigests {
+                remembered: windows.into_iter().map(|d| (window_of(&d), d)).collect(),
+                ..WindowDigests::default()
+            },
+        }
+    }
+
+    /// See [`Table::load_all`].
+    pub fn load_all(&mut self) -> Result<(), OutputError> {
+        self.table.load_all()
+    }
+
     /// The digest of the table now, remembered: what a checkpoint saves beside the rows.
     pub fn current_digest(&mut self) -> TableDigest {
         let digest = self.digest();
@@ -275,7 +296,8 @@ impl DigestedTable {
     /// order. Call between epochs to follow the digests epoch by epoch: each call reads only
     /// the rows of the windows changed.
     pub fn refresh_digests(&mut self) -> Vec<DigestChange> {
-        let rows = self.table.rows();
+        // Every window changed is in memory: a change decodes its window's saved rows.
+        let rows = self.table.loaded_rows();
         let digests = &mut self.digests;
         let windows: BTreeMap<Window, Option<CompactString>> = if digests.all_dirty {
             let mut all: BTreeMap<Window, Option<CompactString>> =
@@ -320,7 +342,8 @@ impl DigestedTable {
     /// unchanged since [`DigestedTable::remember_digests`], and the changed windows re-hashed;
     /// other windows are not read. Call between epochs.
     pub fn digest(&self) -> TableDigest {
-        let (rows, scale, digests) = (self.table.rows(), self.table.scale(), &self.digests);
+        // Every window changed is in memory: a change decodes its window's saved rows.
+        let (rows, scale, digests) = (self.table.loaded_rows(), self.table.scale(), &self.digests);
         let closed = digests.closed.iter().cloned();
         let open = if digests.all_dirty {
             digest_table(rows, scale).windows
@@ -345,6 +368,7 @@ impl DigestedTable {
         debug_assert!(
             self.table.spills()
                 || self.table.has_open_changes()
+                || !self.table.is_loaded()
                 || digest == digest_table(rows, scale),
             "incremental window digests differ from a recompute"
         );

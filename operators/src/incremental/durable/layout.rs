@@ -105,6 +105,8 @@ impl<W: Write> PartWriter<W> {
 pub(crate) struct Section<'a> {
     pub kind: Kind,
     pub entries: u64,
+    /// Where the section begins in its part.
+    start: usize,
     bytes: &'a [u8],
 }
 
@@ -114,12 +116,28 @@ impl<'a> Section<'a> {
         &self,
         mut f: impl FnMut(u64, &'a [u8]) -> Result<(), LoadError>,
     ) -> Result<(), LoadError> {
+        self.walk(|route, _, entry| f(route, entry))
+    }
+
+    /// Calls `f` with every entry's route and the offset of its header in the part.
+    pub fn for_each_at(
+        &self,
+        mut f: impl FnMut(u64, usize) -> Result<(), LoadError>,
+    ) -> Result<(), LoadError> {
+        self.walk(|route, at, _| f(route, at))
+    }
+
+    fn walk(
+        &self,
+        mut f: impl FnMut(u64, usize, &'a [u8]) -> Result<(), LoadError>,
+    ) -> Result<(), LoadError> {
         let mut rest = self.bytes;
         while !rest.is_empty() {
+            let at = self.start + (self.bytes.len() - rest.len());
             let (route, r) = take(rest, 8)?;
             let (len, r) = take(r, 4)?;
             let (entry, r) = take(r, u32::from_le_bytes(len.try_into().expect("4")) as usize)?;
-            f(u64::from_le_bytes(route.try_into().expect("8")), entry)?;
+            f(u64::from_le_bytes(route.try_into().expect("8")), at, entry)?;
             rest = r;
         }
         Ok(())
@@ -167,6 +185,7 @@ pub(crate) fn section<'a>(part: &'a [u8], name: &str) -> Result<Option<Section<'
         return Ok(Some(Section {
             kind,
             entries: n(2),
+            start,
             bytes,
         }));
     }

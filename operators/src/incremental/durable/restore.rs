@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::layout::{Kind, section};
-use super::{Durable, LoadError};
+use super::{Base, Durable, LoadError};
 use crate::data::event::{Time, epoch_start};
 use crate::data::time::Millis;
 
@@ -60,9 +60,9 @@ impl Restore {
         for chain in &self.chains {
             let mut sections = Vec::new();
             for part in chain {
-                sections.extend(section(part, operator)?);
+                sections.extend(section(part, operator)?.map(|s| (part, s)));
             }
-            let Some(all) = sections.iter().rposition(|s| s.kind == Kind::All) else {
+            let Some(all) = sections.iter().rposition(|(_, s)| s.kind == Kind::All) else {
                 if sections.is_empty() {
                     continue;
                 }
@@ -72,8 +72,18 @@ impl Restore {
             };
             applied.extend(sections.split_off(all));
         }
+        // A worker's own chain: its entries stay as saved, if the state can find them there.
+        let mut applied = applied.as_slice();
+        if !self.filters
+            && self.chains.len() == 1
+            && let Some(((part, all), changes)) = applied.split_first()
+            && let Some(slot) = state.base_slot()
+        {
+            *slot = Some(Base::new(Arc::clone(part), all)?);
+            applied = changes;
+        }
         let mut count = 0;
-        for section in &applied {
+        for (_, section) in applied {
             if self.filters {
                 section.for_each(|route, _| {
                     count += usize::from((self.keep)(route));
@@ -88,7 +98,7 @@ impl Restore {
             operator: operator.to_string(),
             source,
         };
-        for section in applied {
+        for (_, section) in applied {
             section.for_each(|route, entry| {
                 if !self.filters || (self.keep)(route) {
                     match section.kind {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The version of the checkpoint format: the manifest's fields and the parts' layout.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// What a committed checkpoint is: the point it was taken at, and its parts.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

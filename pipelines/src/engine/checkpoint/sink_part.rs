@@ -2,14 +2,18 @@
 //! the gap table and the estimates, in one bincode value. Like a worker's, the sink's parts
 //! form a chain: the first holds every row, each later one only the rows changed since the
 //! part before it (the rest of the state is small and saved whole in every part).
+//!
+//! A part with every row saves them window by window ([`ByWindow`]); a resumed run keeps that
+//! part's bytes and decodes a window's rows when a change first touches it ([`SavedRows`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use amend_operators::Agg;
 use amend_operators::Window;
 use amend_operators::incremental::durable::encoding;
 use amend_operators::output::gap_table::GapTable;
-use amend_operators::output::table::Rows;
+use amend_operators::output::saved_rows::{ByWindow, SavedRows};
 use amend_operators::proof::digest::WindowDigest;
 use amend_operators::recovery::estimates::Estimate;
 use bincode::Options;
@@ -38,8 +42,8 @@ pub type Estimates = BTreeMap<RowKey, Estimate>;
 /// The table's rows in a part, borrowed to save them.
 #[derive(Serialize)]
 pub enum RowsRef<'a> {
-    /// Every row, in (window, key) order.
-    All(&'a Rows),
+    /// Every row, window by window.
+    All(ByWindow<'a>),
     /// The rows changed since the part before: each key with its row, or none if it is gone.
     Changes(Vec<(&'a RowKey, Option<&'a Agg>)>),
 }
@@ -51,11 +55,11 @@ impl RowsRef<'_> {
     }
 }
 
-/// The table's rows in a part, as loaded: the rows, saved as a map in (window, key) order,
-/// are read as a list and built into their map in one pass.
+/// The table's rows in a part, as read: each window's rows still encoded, or the changes.
 #[derive(Deserialize)]
-enum SavedRows {
-    All(Exact<(RowKey, Agg)>),
+enum PartRows<'a> {
+    #[serde(borrow)]
+    All(Vec<(Window, &'a [u8])>),
     Changes(Vec<(RowKey, Option<Agg>)>),
 }
 
@@ -67,9 +71,9 @@ pub type SinkPartRef<'a> = (
     &'a Estimates,
 );
 
-type Saved = (
+type Saved<'a> = (
     SavedFacts,
-    Option<(SavedRows, Vec<WindowDigest>)>,
+    Option<(PartRows<'a>, Vec<WindowDigest>)>,
     Option<GapTable>,
     Estimates,
 );
@@ -78,40 +82,42 @@ type Saved = (
 pub struct SinkState {
     /// The counts.
     pub facts: SavedFacts,
-    /// The rows and the window digests, if the run keeps a table.
-    pub rows: Option<(Rows, Vec<WindowDigest>)>,
+    /// The rows, still encoded, and the window digests, if the run keeps a table.
+    pub rows: Option<(SavedRows, Vec<WindowDigest>)>,
     /// The gap table, if the run detects gaps.
     pub gaps: Option<GapTable>,
     /// The estimates.
     pub estimates: Estimates,
 }
 
-/// Loads the sink's state from its chain of parts: the rows of the first, changed by each
-/// later one; the rest from the last. Each part's bytes go once it is decoded, before its
-/// rows are built into their map.
-pub fn decode_chain(parts: Vec<std::sync::Arc<Vec<u8>>>) -> anyhow::Result<SinkState> {
-    let mut rows: Option<Rows> = None;
+/// Loads the sink's state from its chain of parts: the rows of the last part with every row,
+/// still encoded, with the changes of each later part; the rest from the last part. The bytes
+/// of the part with every row are kept for its rows; the others go once decoded.
+pub fn decode_chain(parts: Vec<Arc<Vec<u8>>>) -> anyhow::Result<SinkState> {
+    let mut rows: Option<SavedRows> = None;
     let mut last = None;
     for bytes in parts {
         let decoded: Result<Saved, _> = encoding().deserialize(&bytes);
-        drop(bytes);
         let (facts, saved, gaps, estimates) =
             decoded.map_err(|e| anyhow::anyhow!("the sink's state does not decode: {e}"))?;
         let mut windows = None;
         if let Some((saved, w)) = saved {
             windows = Some(w);
             match (saved, &mut rows) {
-                // In key order already: the map is built without a search each.
-                (SavedRows::All(Exact(all)), _) => rows = Some(all.into_iter().collect()),
-                (SavedRows::Changes(changes), Some(rows)) => {
+                (PartRows::All(all), _) => {
+                    let base = bytes.as_ptr() as usize;
+                    let ranges = all.into_iter().map(|(window, rows)| {
+                        let at = rows.as_ptr() as usize - base;
+                        (window, at..at + rows.len())
+                    });
+                    rows = Some(SavedRows::new(Arc::clone(&bytes), ranges.collect()));
+                }
+                (PartRows::Changes(changes), Some(rows)) => {
                     for (key, row) in changes {
-                        match row {
-                            Some(row) => rows.insert(key, row),
-                            None => rows.remove(&key),
-                        };
+                        rows.change(key, row);
                     }
                 }
-                (SavedRows::Changes(_), None) => {
+                (PartRows::Changes(_), None) => {
                     anyhow::bail!("the sink's state has changes without the rows they change")
                 }
             }
@@ -122,36 +128,8 @@ pub fn decode_chain(parts: Vec<std::sync::Arc<Vec<u8>>>) -> anyhow::Result<SinkS
         last.ok_or_else(|| anyhow::anyhow!("the checkpoint has no sink part"))?;
     Ok(SinkState {
         facts,
-        rows: windows.map(|w| (rows.unwrap_or_default(), w)),
+        rows: windows.map(|w| (rows.unwrap_or_else(SavedRows::none), w)),
         gaps,
         estimates,
     })
-}
-
-/// A list decoded into a vector of its length at once: serde's own grows as it goes (its
-/// size hint is cautious), copying millions of rows again at each step.
-struct Exact<T>(Vec<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Exact<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct List<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for List<T> {
-            type Value = Exact<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Exact<T>, A::Error> {
-                // The part's SHA-256 was checked; the bound only keeps a wrong length sane.
-                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 28));
-                while let Some(item) = seq.next_element()? {
-                    list.push(item);
-                }
-                Ok(Exact(list))
-            }
-        }
-        d.deserialize_seq(List(std::marker::PhantomData))
-    }
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use amend_operators::event::AUDIT_FILE_BASE;
-use amend_operators::output::table::Rows;
+use amend_operators::output::saved_rows::ByWindow;
+use amend_operators::output::table::Table;
 use amend_operators::proof::window_digests::DigestedTable;
 
 use super::Sink;
@@ -72,7 +73,12 @@ impl<'w> Sink<'w> {
         } = decode_chain(parts)?;
         let state = &mut self.state;
         if let (Some(table), Some((rows, windows))) = (&mut state.table, rows) {
-            *table = DigestedTable::with_rows(table.table().scale(), rows, windows);
+            *table = DigestedTable::with_saved(table.table().scale(), rows, windows);
+            // Rows are decoded a window at a time as changes touch them, unless an output
+            // reads the whole table at every epoch.
+            if self.needs.whole_table {
+                table.load_all()?;
+            }
             table.track_changes();
         }
         if let (Some(table), Some(gaps)) = (&mut state.gaps, gaps) {
@@ -180,6 +186,11 @@ impl<'w> Sink<'w> {
             .is_some_and(|c| c.wants_changes());
         let changed =
             (self.state.table.as_mut()).and_then(|table| table.checkpoint_changes(wants_changes));
+        if let Some(table) = &mut self.state.table
+            && changed.is_none()
+        {
+            table.load_all()?;
+        }
         let state = &self.state;
         let counts = &state.facts.counts;
         let facts = SavedFacts {
@@ -200,7 +211,7 @@ impl<'w> Sink<'w> {
                 .table
                 .as_ref()
                 .zip(windows.as_deref())
-                .map(|(t, w)| (saved_rows(t.table().rows(), changed.as_deref()), w)),
+                .map(|(t, w)| (saved_rows(t.table(), changed.as_deref()), w)),
             state.gaps.as_ref(),
             &state.estimates,
         );
@@ -209,10 +220,14 @@ impl<'w> Sink<'w> {
     }
 }
 
-/// The rows a sink part saves: all of them, or those of the keys `changed`.
-fn saved_rows<'a>(rows: &'a Rows, changed: Option<&'a [RowKey]>) -> RowsRef<'a> {
+/// The rows a sink part saves: all of them, or those of the keys `changed` (each in memory:
+/// a change decodes its window's saved rows).
+fn saved_rows<'a>(table: &'a Table, changed: Option<&'a [RowKey]>) -> RowsRef<'a> {
     match changed {
-        None => RowsRef::All(rows),
-        Some(keys) => RowsRef::Changes(keys.iter().map(|k| (k, rows.get(k))).collect()),
+        None => RowsRef::All(ByWindow(table.rows())),
+        Some(keys) => {
+            let rows = table.loaded_rows();
+            RowsRef::Changes(keys.iter().map(|k| (k, rows.get(k))).collect())
+        }
     }
 }

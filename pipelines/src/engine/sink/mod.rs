@@ -441,6 +441,7 @@ impl<'w> Sink<'w> {
     /// Returns the summary as of this point.
     pub fn snapshot(&mut self) -> anyhow::Result<Summary> {
         if let Some(table) = &mut self.state.table {
+            table.load_all()?;
             table.flush_closed()?;
         }
         let state = &self.state;
