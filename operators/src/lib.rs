@@ -48,6 +48,7 @@
 //! outputs, digests) is `docs/format.md`.
 #![deny(missing_docs)]
 
+mod cores;
 pub mod data;
 pub mod incremental;
 pub mod ingest;

@@ -244,10 +244,7 @@ impl Durable for GroupState {
             let (key, group) = &**entry;
             out.put(key.hashed(), &(key, group.value_list()))
         })?;
-        let saved = self.base.iter().flat_map(Base::remaining);
-        saved
-            .into_iter()
-            .try_for_each(|(route, bytes)| out.put_saved(route, bytes))
+        out.put_untaken(self.base.as_ref())
     }
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {

@@ -177,10 +177,12 @@ impl Entries<'_> {
         Ok(())
     }
 
-    /// Writes an entry as it was saved before, routed by `route`.
-    pub fn put_saved(&mut self, route: u64, bytes: &[u8]) -> io::Result<()> {
-        self.out.entry(route, bytes)?;
-        self.count += 1;
+    /// Writes the entries of `base` not taken, as they were saved.
+    pub(crate) fn put_untaken(&mut self, base: Option<&Base>) -> io::Result<()> {
+        for (route, bytes) in base.into_iter().flat_map(Base::remaining) {
+            self.out.entry(route, bytes)?;
+            self.count += 1;
+        }
         Ok(())
     }
 }

@@ -243,10 +243,7 @@ impl Durable for IdState {
         self.current
             .iter()
             .try_for_each(|e| out.put(e.id.hashed(), &**e))?;
-        let saved = self.base.iter().flat_map(Base::remaining);
-        saved
-            .into_iter()
-            .try_for_each(|(route, bytes)| out.put_saved(route, bytes))
+        out.put_untaken(self.base.as_ref())
     }
 
     fn load(&mut self, entry: &[u8]) -> Result<(), bincode::Error> {

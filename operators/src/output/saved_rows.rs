@@ -136,20 +136,9 @@ fn decode_windows(
     windows: &[(Window, Range<usize>)],
 ) -> Result<Vec<Vec<(CompactString, Agg)>>, bincode::Error> {
     let one = |(_, range): &(Window, Range<usize>)| decode_window(&part[range.clone()]);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if windows.len() < 16 || threads == 1 {
-        return windows.iter().map(one).collect();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = windows
-            .chunks(windows.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("decoding rows does not panic"))
-            .collect()
-    })
+    crate::cores::map_on_all_cores(windows, 16, one)
+        .into_iter()
+        .collect()
 }
 
 /// Takes items while `pred` holds, leaving the first that fails in the iterator.

@@ -132,21 +132,7 @@ impl WindowDigests {
             let marks = marks.get(&window).unwrap_or(&none);
             digest_window(window, marks, least.as_ref(), rows_from, scale)
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if windows.len() < 16 || threads == 1 {
-            return windows.iter().map(one).collect();
-        }
-        let part = windows.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = windows
-                .chunks(part)
-                .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("hashing rows does not panic"))
-                .collect()
-        })
+        crate::cores::map_on_all_cores(windows, 16, one)
     }
 }
 
