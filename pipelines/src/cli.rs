@@ -492,6 +492,10 @@ pub struct AggregateArgs {
     /// Checkpoints and epochs.
     #[command(flatten)]
     pub checkpoint: CheckpointArgs,
+
+    /// Kafka topics as inputs.
+    #[command(flatten)]
+    pub kafka: crate::kafka::KafkaSourceArgs,
 }
 
 /// Checkpoints: state saved at epoch boundaries, from which a restarted run resumes.
@@ -654,6 +658,10 @@ pub struct GapsArgs {
     /// Checkpoints and epochs.
     #[command(flatten)]
     pub checkpoint: CheckpointArgs,
+
+    /// Kafka topics as inputs.
+    #[command(flatten)]
+    pub kafka: crate::kafka::KafkaSourceArgs,
 }
 
 impl GapsArgs {
@@ -687,6 +695,7 @@ impl GapsArgs {
             fill_max_windows: 1440,
             recovery: self.recovery.clone(),
             checkpoint: self.checkpoint.clone(),
+            kafka: self.kafka.clone(),
         }
     }
 }

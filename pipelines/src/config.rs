@@ -18,6 +18,7 @@ use crate::aggregate::AggregateConfig;
 use crate::cli::{AggregateArgs, FillArg, GapsArgs, ReconcileArgs, SnapshotFormatArg};
 use crate::engine::Recovery;
 use crate::engine::checkpoint::CheckpointConfig;
+use crate::engine::plan::TopicOptions;
 use crate::engine::{EngineConfig, Input, TableSpec};
 use crate::gaps::{GapSettings, GapsConfig};
 use crate::reconcile::{ReconcileConfig, ReconcileSettings};
@@ -72,6 +73,11 @@ impl EngineConfig {
                 args.workers
             )));
         }
+        if args.kafka.kafka_max_epoch_records == 0 {
+            return Err(usage(
+                "--kafka-max-epoch-records 0: must be at least 1".into(),
+            ));
+        }
         if args.batch_records == 0 {
             return Err(usage("--batch-records 0: must be at least 1".into()));
         }
@@ -114,7 +120,7 @@ impl EngineConfig {
         // The graph that --explain prints does not depend on the inputs: they are not opened.
         let paths = args.input.iter().chain(&args.corrections);
         for path in paths.filter(|_| !args.explain) {
-            let input = Input::from_path(path).map_err(anyhow::Error::msg)?;
+            let input = Input::from_path(path)?;
             if let Input::File(path) = &input {
                 InputFile::open(path, 0)?;
             }
@@ -144,6 +150,11 @@ impl EngineConfig {
                 None => None,
             },
             checkpoint: None,
+            topics: TopicOptions {
+                client: args.kafka.client.clone(),
+                start: args.kafka.kafka_start.clone(),
+                max_epoch_records: args.kafka.kafka_max_epoch_records,
+            },
         })
     }
 }

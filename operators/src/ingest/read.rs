@@ -20,7 +20,8 @@ use crate::data::event::{DeadLetter, Position, Record, raw_text};
 use crate::data::time::Millis;
 use crate::ingest::audit::{AuditDecoder, AuditFormat};
 use crate::ingest::decode::{BadRecord, CsvLayout, Decoder, FieldNames};
-use crate::ingest::source::{Epoch, Format, InputFile};
+use crate::ingest::messages::{Messages, topic_position};
+use crate::ingest::source::{Epoch, Format, InputFile, Part};
 
 /// What one line of input is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +120,9 @@ impl Reader {
         (start, end): (u64, u64),
         mut each: impl FnMut(Read),
     ) -> io::Result<()> {
+        if let Part::Messages(batch) = &epoch.part {
+            return self.read_messages(epoch, batch, (start, end), each);
+        }
         let max = self.max_line_bytes;
         let input = &epoch.input;
         let mut lines = epoch.lines(start, end, max)?;
@@ -192,11 +196,65 @@ impl Reader {
                         position,
                         source: source.clone(),
                         line: base + line_in_range,
+                        partition: None,
                         reason: reason.to_string(),
                         raw: raw_text(line.bytes),
                     }));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Reads the messages of `batch` whose lines start in `[start, end)`. A message's value is
+    /// one record; a null value (a tombstone) or an empty one is a dead letter. The offset
+    /// slice is of files: a topic's messages are all in it.
+    fn read_messages(
+        &mut self,
+        epoch: &Epoch,
+        batch: &Messages,
+        (start, end): (u64, u64),
+        mut each: impl FnMut(Read),
+    ) -> io::Result<()> {
+        let max = self.max_line_bytes;
+        let mut lines = epoch.lines(start, end, max)?;
+        let source = epoch.input.path.display().to_string();
+        while let Some(line) = lines.next_line()? {
+            let message = batch.at(line.offset);
+            let offset = topic_position(message.partition, message.offset)
+                .expect("a topic's offsets are checked when planned");
+            let position = Position {
+                epoch: epoch.epoch,
+                file: epoch.input.index,
+                offset,
+            };
+            let decoded = if message.null {
+                Err("a tombstone (a message with a null value) holds no record".to_string())
+            } else if line.too_long {
+                Err(BadRecord::TooLong {
+                    len: line.len,
+                    max: max as u64,
+                }
+                .to_string())
+            } else if line.bytes.iter().all(u8::is_ascii_whitespace) {
+                Err("the message's value is empty; each message must be one JSON object".into())
+            } else {
+                self.input
+                    .decode_json(line.bytes, position)
+                    .map_err(|e| e.to_string())
+            };
+            each(match decoded {
+                Ok(record) if !self.slice.admits_time(record.event.ts) => Read::Skipped,
+                Ok(record) => Read::Record(record),
+                Err(reason) => Read::Dead(DeadLetter {
+                    position,
+                    source: source.clone(),
+                    line: 0,
+                    partition: Some(message.partition as u32),
+                    reason,
+                    raw: raw_text(line.bytes),
+                }),
+            });
         }
         Ok(())
     }

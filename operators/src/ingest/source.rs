@@ -19,6 +19,7 @@ use std::sync::Arc;
 use flate2::read::MultiGzDecoder;
 
 use crate::data::event::RAW_LIMIT;
+use crate::ingest::messages::Messages;
 
 /// How a file's lines are encoded.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -142,6 +143,24 @@ impl InputFile {
         }
     }
 
+    /// A topic, named by its URL, as input number `index`: its messages are JSON records.
+    pub fn topic(url: &str, index: u32) -> InputFile {
+        InputFile {
+            path: PathBuf::from(url),
+            index,
+            format: Format::JsonLines,
+            gzip: false,
+            len: 0,
+        }
+    }
+
+    /// Whether this is a topic: its name is a `kafka://` URL.
+    pub fn is_topic(&self) -> bool {
+        self.path
+            .to_str()
+            .is_some_and(|p| p.starts_with("kafka://"))
+    }
+
     /// Whether this is standard input.
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
@@ -204,6 +223,8 @@ pub enum Part {
         /// The number of lines of the stream before it.
         lines_before: u64,
     },
+    /// A batch of a topic's messages, one value per line, held in memory.
+    Messages(Messages),
 }
 
 impl Epoch {
@@ -227,6 +248,7 @@ impl Epoch {
         match &self.part {
             Part::Bytes { start, end, .. } => (*start, *end),
             Part::Held { start, data, .. } => (*start, Some(start + data.len() as u64)),
+            Part::Messages(batch) => (0, Some(batch.data.len() as u64)),
         }
     }
 
@@ -259,6 +281,11 @@ impl Epoch {
                 cursor.set_position(start.saturating_sub(first + behind as u64));
                 LineReader::new(Box::new(cursor), start, end, max_line, behind)
             }
+            Part::Messages(batch) => {
+                let mut cursor = Cursor::new(Arc::clone(&batch.data));
+                cursor.set_position(start.saturating_sub(1));
+                LineReader::new(Box::new(cursor), start, end, max_line, start > 0)
+            }
         }
     }
 
@@ -272,6 +299,7 @@ impl Epoch {
                 lines_before,
             } => Ok(lines_before + count(&data[..(offset - start) as usize])),
             Part::Bytes { .. } => lines_before(&self.input.path, offset),
+            Part::Messages(batch) => Ok(count(&batch.data[..offset as usize])),
         }
     }
 }

@@ -6,25 +6,35 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::data::event::DeadLetter;
+use crate::ingest::messages::topic_offset;
 
 /// The dead-letter line form.
 #[derive(Debug, Serialize)]
 struct DeadLetterOut<'a> {
     source: &'a str,
     epoch: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<u32>,
     offset: u64,
-    line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
     reason: &'a str,
     raw: &'a str,
 }
 
 /// Writes one dead letter as a JSON line.
 pub fn write_dead_letter(dead: &DeadLetter, out: &mut impl Write) -> io::Result<()> {
+    // A message's dead letter names its partition and offset; a line's, its offset and line.
+    let (partition, offset, line) = match dead.partition {
+        Some(partition) => (Some(partition), topic_offset(dead.position.offset).1, None),
+        None => (None, dead.position.offset, Some(dead.line)),
+    };
     let line = DeadLetterOut {
         source: &dead.source,
         epoch: dead.position.epoch,
-        offset: dead.position.offset,
-        line: dead.line,
+        partition,
+        offset,
+        line,
         reason: &dead.reason,
         raw: &dead.raw,
     };

@@ -5,6 +5,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::ingest::messages::PartitionRange;
+
 /// One epoch: what it read, where event time stood, when it was read and written out, and
 /// the state held after it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -13,10 +15,13 @@ pub struct EpochLine<'a> {
     pub epoch: u64,
     /// The input it read, as given on the command line.
     pub source: &'a str,
-    /// Offset of its first byte in the (decompressed) input.
-    pub start: u64,
-    /// Offset after its last byte; `None` for a compressed file read whole.
+    /// Offset of its first byte in the (decompressed) input; `None` for a topic.
+    pub start: Option<u64>,
+    /// Offset after its last byte; `None` for a compressed file read whole, and for a topic.
     pub end: Option<u64>,
+    /// For a topic: the offsets read of each partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<&'a [PartitionRange]>,
     /// Records read (accepted, dead-lettered and skipped).
     pub records: u64,
     /// Late records.

@@ -9,12 +9,15 @@ use crate::data::decimal::Scale;
 use crate::data::event::Op;
 use crate::data::time::format_millis;
 use crate::incremental::split_late::LateRecord;
+use crate::ingest::messages::topic_offset;
 
 /// A late record's line.
 #[derive(Serialize)]
 struct LateOut<'a> {
     source: &'a str,
     epoch: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<u32>,
     offset: u64,
     id: &'a str,
     key: &'a str,
@@ -25,18 +28,27 @@ struct LateOut<'a> {
     watermark: String,
 }
 
-/// Writes one late record, read from the input named `source`, as a JSON line.
+/// Writes one late record, read from the input named `source`, as a JSON line; a record
+/// from a topic (`topic`) names its partition and offset.
 pub fn write_late(
     record: &LateRecord,
-    source: &str,
+    (source, topic): (&str, bool),
     scale: Scale,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let event = &record.event;
+    let (partition, offset) = match topic {
+        true => {
+            let (partition, offset) = topic_offset(event.position.offset);
+            (Some(partition), offset)
+        }
+        false => (None, event.position.offset),
+    };
     let line = LateOut {
         source,
         epoch: event.position.epoch,
-        offset: event.position.offset,
+        partition,
+        offset,
         id: &event.id,
         key: &event.key,
         ts: format_millis(event.ts),

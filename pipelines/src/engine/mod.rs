@@ -75,6 +75,8 @@ pub struct EngineConfig {
     pub epoch_bytes: Option<u64>,
     /// Checkpoints (`--checkpoint-dir`).
     pub checkpoint: Option<checkpoint::CheckpointConfig>,
+    /// How Kafka topics are read.
+    pub topics: plan::TopicOptions,
 }
 
 impl EngineConfig {

@@ -55,6 +55,16 @@ pub fn run(
                         .into(),
                 )));
             }
+            if let Some(Input::Kafka(url)) = config
+                .inputs
+                .iter()
+                .find(|input| matches!(input, Input::Kafka(_)))
+            {
+                return Err(anyhow::Error::new(crate::UsageError(format!(
+                    "--checkpoint-dir cannot yet keep the offsets of a topic ({url}): checkpoints \
+                     resume files and directories only"
+                ))));
+            }
             checkpoint::open(checkpoints, out)?.map(Arc::new)
         }
         None => None,
@@ -230,6 +240,7 @@ pub fn run(
 fn plan_options(config: &EngineConfig, resume: Option<&Resume>) -> PlanOptions {
     let mut options = PlanOptions {
         epoch_bytes: config.epoch_bytes,
+        topics: config.topics.clone(),
         ..PlanOptions::default()
     };
     if let Some(resume) = resume {

@@ -2,6 +2,7 @@
 //! amend client shares, and the checks made before a command uses a broker, so that an
 //! unreachable broker or a missing topic ends the command with one line.
 
+pub mod consume;
 pub mod produce;
 
 use std::fmt;
@@ -77,12 +78,49 @@ impl fmt::Display for TopicUrl {
 pub struct KafkaArgs {
     /// A librdkafka property for every Kafka client amend makes (security.protocol, sasl.*,
     /// ssl.*, ...); repeatable. Values never appear in amend's output.
-    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = option)]
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = option, help_heading = "Kafka")]
     pub options: Vec<(String, String)>,
     /// How long to wait for a broker at start-up (and for messages to be delivered) before
     /// giving up with exit code 2.
-    #[arg(long = "kafka-timeout", value_name = "DURATION", default_value = "30s", value_parser = timeout)]
+    #[arg(long = "kafka-timeout", value_name = "DURATION", default_value = "30s", value_parser = timeout, help_heading = "Kafka")]
     pub timeout: Duration,
+}
+
+/// How `--input kafka://...` topics are read.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KafkaSourceArgs {
+    /// Client settings.
+    #[command(flatten)]
+    pub client: KafkaArgs,
+    /// Where each partition of an input topic starts: earliest, latest, time:T (the first offset at or after T, RFC 3339 or epoch ms, by the broker's message timestamps: "replay from 10:00 yesterday") or offsets:P=O,... (other partitions from the earliest). Without --follow, each partition is read up to its high watermark at start-up.
+    #[arg(
+        long,
+        value_name = "WHERE",
+        default_value = "earliest",
+        help_heading = "Kafka"
+    )]
+    pub kafka_start: consume::Start,
+    /// The most messages in one epoch of a topic.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        help_heading = "Kafka"
+    )]
+    pub kafka_max_epoch_records: usize,
+}
+
+impl Default for KafkaSourceArgs {
+    fn default() -> Self {
+        KafkaSourceArgs {
+            client: KafkaArgs {
+                options: Vec::new(),
+                timeout: Duration::from_secs(30),
+            },
+            kafka_start: consume::Start::Earliest,
+            kafka_max_epoch_records: 100_000,
+        }
+    }
 }
 
 fn option(text: &str) -> Result<(String, String), String> {

@@ -14,6 +14,7 @@
 mod dir;
 mod file;
 mod stdin;
+mod topic;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -22,6 +23,9 @@ use std::sync::{Arc, Mutex};
 
 use amend_operators::event::AUDIT_FILE_BASE;
 use amend_operators::ingest::source::{Epoch, InputFile};
+
+use crate::kafka::TopicUrl;
+pub use topic::TopicOptions;
 
 /// An input as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,18 +36,27 @@ pub enum Input {
     Dir(PathBuf),
     /// Standard input (`-`), as JSON Lines.
     Stdin,
+    /// A Kafka topic (`kafka://HOST:PORT/TOPIC`).
+    Kafka(TopicUrl),
 }
 
 impl Input {
-    /// Classifies a command-line path, which must exist unless it is `-`.
-    pub fn from_path(path: &Path) -> Result<Input, String> {
+    /// Classifies a command-line path, which must exist unless it is `-` or a topic URL (a
+    /// bad URL is a [`UsageError`](crate::UsageError)).
+    pub fn from_path(path: &Path) -> anyhow::Result<Input> {
         if path.as_os_str() == "-" {
             return Ok(Input::Stdin);
+        }
+        if let Some(url) = path.to_str().filter(|p| p.starts_with("kafka://")) {
+            return url
+                .parse()
+                .map(Input::Kafka)
+                .map_err(|e| crate::UsageError(e).into());
         }
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => Ok(Input::Dir(path.to_owned())),
             Ok(_) => Ok(Input::File(path.to_owned())),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
         }
     }
 }
@@ -100,6 +113,8 @@ pub struct PlanOptions {
     pub reached: BTreeMap<PathBuf, Reached>,
     /// Epochs to plan first, exactly: (path, start, end).
     pub replay: Vec<(String, u64, Option<u64>)>,
+    /// How topics are read.
+    pub topics: TopicOptions,
 }
 
 /// Every input file the planner knows, by index: where a checkpoint finds their paths.
@@ -186,6 +201,15 @@ impl Planner {
                 }
                 Input::Dir(path) => Box::new(dir::DirSource::new(path, follow, &mut planning)?),
                 Input::Stdin => Box::new(stdin::StdinSource::new(planning.index(Path::new("-"))?)),
+                Input::Kafka(url) => {
+                    let index = planning.index(Path::new(&url.to_string()))?;
+                    Box::new(topic::TopicSource::new(
+                        url,
+                        index,
+                        follow,
+                        &options.topics,
+                    )?)
+                }
             });
         }
         Ok(Planner {

@@ -46,8 +46,9 @@ impl EpochIndex {
         let line = EpochLine {
             epoch: epoch.epoch,
             source: &planned.name,
-            start: planned.span.0,
-            end: planned.span.1,
+            start: planned.partitions.is_none().then_some(planned.span.0),
+            end: planned.span.1.filter(|_| planned.partitions.is_none()),
+            partitions: planned.partitions.as_deref(),
             records: epoch.read.read,
             late: epoch.late.len() as u64,
             watermark: watermark.map(format_millis),

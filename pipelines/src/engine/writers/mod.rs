@@ -28,7 +28,8 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use amend_operators::ingest::source::Epoch;
+use amend_operators::ingest::messages::PartitionRange;
+use amend_operators::ingest::source::{Epoch, Part};
 use amend_operators::output::gap_table::GapTable;
 use amend_operators::output::rows::SnapshotFormat;
 use amend_operators::proof::digest::TableDigest;
@@ -141,6 +142,8 @@ pub struct Planned {
     pub name: String,
     /// Offsets of its first byte and after its last (`None`: a gzip file read whole).
     pub span: (u64, Option<u64>),
+    /// For a topic: the offsets it read of each partition.
+    pub partitions: Option<Vec<PartitionRange>>,
     /// When it was read.
     pub read_at: SystemTime,
     /// Whether a checkpoint is taken after it.
@@ -155,6 +158,10 @@ impl Planned {
             source: epoch.input.index,
             name: epoch.input.path.display().to_string(),
             span: epoch.span(),
+            partitions: match &epoch.part {
+                Part::Messages(batch) => Some(batch.ranges()),
+                _ => None,
+            },
             read_at,
             checkpoint,
         }

@@ -1,0 +1,364 @@
+//! Reading a topic: where each partition starts (`--kafka-start`) and ends (its high
+//! watermark at start-up), and a consumer thread that fetches the messages in between.
+//!
+//! Up to the start-up watermarks the thread reads the partitions one after another, in
+//! partition order, so that a bounded replay's epochs do not depend on fetch timing; with
+//! `--follow` it then reads every partition from its watermark on, as messages arrive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use amend_operators::ingest::messages::topic_position;
+use amend_operators::time::{check_millis, parse_rfc3339};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{KafkaArgs, TopicUrl};
+use crate::UsageError;
+
+/// Where `--kafka-start` starts each partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// The earliest offset retained.
+    #[default]
+    Earliest,
+    /// The high watermark: only what comes after start-up.
+    Latest,
+    /// The first offset whose message timestamp is at or after this (epoch ms).
+    Time(i64),
+    /// Given offsets by partition; the others start at the earliest.
+    Offsets(BTreeMap<i32, i64>),
+}
+
+impl std::str::FromStr for Start {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Start, String> {
+        let bad = || {
+            format!(
+                "{text}: expected earliest, latest, time:T (RFC 3339 or epoch ms) or offsets:P=O,..."
+            )
+        };
+        match text {
+            "earliest" => return Ok(Start::Earliest),
+            "latest" => return Ok(Start::Latest),
+            _ => {}
+        }
+        if let Some(time) = text.strip_prefix("time:") {
+            let ms = match time.parse::<i64>() {
+                Ok(ms) => check_millis(ms),
+                Err(_) => parse_rfc3339(time),
+            };
+            return ms.map(Start::Time).map_err(|_| bad());
+        }
+        let list = text.strip_prefix("offsets:").ok_or_else(bad)?;
+        let mut offsets = BTreeMap::new();
+        for pair in list.split(',') {
+            let (p, o) = pair.split_once('=').ok_or_else(bad)?;
+            let (p, o) = (p.trim().parse::<i32>(), o.trim().parse::<i64>());
+            match (p, o) {
+                (Ok(p), Ok(o)) if p >= 0 && o >= 0 => offsets.insert(p, o),
+                _ => return Err(bad()),
+            };
+        }
+        Ok(Start::Offsets(offsets))
+    }
+}
+
+/// The offsets `[start, end)` of one partition that a run reads before following.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The partition.
+    pub partition: i32,
+    /// The first offset read.
+    pub start: i64,
+    /// The high watermark at start-up.
+    pub end: i64,
+}
+
+/// One message: (partition, offset, value).
+pub type Fetch = (i32, i64, Option<Vec<u8>>);
+
+/// What the consumer thread sends.
+pub enum Fetched {
+    /// Messages, each partition's in offset order: (partition, offset, value).
+    Messages(Vec<Fetch>),
+    /// A partition is read up to its start-up watermark.
+    Reached(i32),
+    /// Every partition is read up to its start-up watermark.
+    CaughtUp,
+    /// A broker is not answering; librdkafka retries.
+    Trouble(String),
+    /// The consumer failed for good.
+    Failed(String),
+}
+
+/// The consumer of one topic, connected and placed: its partitions' spans.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    /// The spans read before following, by partition.
+    pub spans: Vec<Span>,
+    /// With `--kafka-start time:T`: T, and the partitions whose first message at or after it
+    /// has not come yet.
+    from_time: Option<(i64, BTreeSet<i32>)>,
+}
+
+impl TopicReader {
+    /// Connects to `url` (exit 2 naming it if no broker answers within `--kafka-timeout`, or if
+    /// the topic does not exist) and works out where each partition starts and ends.
+    pub fn connect(url: &TopicUrl, kafka: &KafkaArgs, start: &Start) -> anyhow::Result<Self> {
+        let partitions = super::partitions(url, kafka)? as i32;
+        let consumer: BaseConsumer = kafka
+            .config(url)
+            .set("group.id", "amend")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(|e| UsageError(format!("{url}: {e}")))?;
+        let fail = |what: &str, e: KafkaError| UsageError(format!("{url}: cannot {what}: {e}"));
+        let mut spans = Vec::new();
+        for partition in 0..partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&url.topic, partition, kafka.timeout)
+                .map_err(|e| fail("fetch the watermarks", e))?;
+            spans.push(Span {
+                partition,
+                start: low,
+                end: high,
+            });
+        }
+        match start {
+            Start::Earliest => {}
+            Start::Latest => spans.iter_mut().for_each(|s| s.start = s.end),
+            Start::Time(ms) => {
+                let mut asked = TopicPartitionList::new();
+                for s in &spans {
+                    asked
+                        .add_partition_offset(&url.topic, s.partition, Offset::Offset(*ms))
+                        .map_err(|e| fail("ask offsets for a time", e))?;
+                }
+                let found = consumer
+                    .offsets_for_times(asked, kafka.timeout)
+                    .map_err(|e| fail("find the offsets for --kafka-start time", e))?;
+                for s in &mut spans {
+                    s.start = match found.find_partition(&url.topic, s.partition) {
+                        Some(e) => match e.offset() {
+                            Offset::Offset(o) => o.clamp(s.start, s.end),
+                            _ => s.end,
+                        },
+                        None => s.end,
+                    };
+                }
+            }
+            Start::Offsets(given) => {
+                for (&partition, &offset) in given {
+                    let span = spans.get_mut(partition as usize).ok_or_else(|| {
+                        UsageError(format!(
+                            "--kafka-start offsets: {url} has no partition {partition} (it has {partitions})"
+                        ))
+                    })?;
+                    if offset < span.start || offset > span.end {
+                        return Err(UsageError(format!(
+                            "--kafka-start offsets: offset {offset} of {url} partition {partition} \
+                             is outside the offsets it holds, [{}, {}]",
+                            span.start, span.end
+                        ))
+                        .into());
+                    }
+                    span.start = offset;
+                }
+            }
+        }
+        if let Some(s) = spans
+            .iter()
+            .find(|s| topic_position(s.partition, s.end).is_none())
+        {
+            return Err(UsageError(format!(
+                "{url}: partition {} reaches offset {}, beyond the 2^40 amend can place",
+                s.partition, s.end
+            ))
+            .into());
+        }
+        let from_time = match start {
+            Start::Time(ms) => Some((*ms, spans.iter().map(|s| s.partition).collect())),
+            _ => None,
+        };
+        Ok(TopicReader {
+            consumer,
+            spans,
+            from_time,
+        })
+    }
+
+    /// Starts the consumer thread: it reads each span, then (if `follow`) everything after.
+    pub fn start(self, url: &TopicUrl, follow: bool) -> Receiver<Fetched> {
+        let (tx, rx) = sync_channel(64);
+        let topic = url.topic.clone();
+        std::thread::spawn(move || {
+            let result = self.run(&topic, follow, &tx);
+            if let Err(e) = result {
+                let _ = tx.send(Fetched::Failed(e.to_string()));
+            }
+        });
+        rx
+    }
+
+    fn run(
+        mut self,
+        topic: &str,
+        follow: bool,
+        tx: &SyncSender<Fetched>,
+    ) -> Result<(), KafkaError> {
+        for span in self.spans.clone() {
+            if span.start < span.end {
+                self.assign(topic, &[(span.partition, span.start)])?;
+                if !self.read_to(topic, &span, tx)? {
+                    return Ok(());
+                }
+            }
+            if tx.send(Fetched::Reached(span.partition)).is_err() {
+                return Ok(());
+            }
+        }
+        if tx.send(Fetched::CaughtUp).is_err() || !follow {
+            return Ok(());
+        }
+        let from: Vec<_> = self.spans.iter().map(|s| (s.partition, s.end)).collect();
+        self.assign(topic, &from)?;
+        let mut trouble = Trouble::default();
+        let mut batch = Vec::new();
+        loop {
+            // What has arrived, up to a batch: waiting only while there is nothing.
+            let wait = if batch.is_empty() { 100 } else { 0 };
+            let idle = match self.consumer.poll(Duration::from_millis(wait)) {
+                Some(Ok(m)) => {
+                    if keep(&mut self.from_time, &m) {
+                        batch.push(fetch(&m));
+                    }
+                    false
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => true,
+                Some(Err(e)) => {
+                    if !trouble.report(&e, tx) {
+                        return Ok(());
+                    }
+                    true
+                }
+                None => true,
+            };
+            let ready = batch.len() >= BATCH || (idle && !batch.is_empty());
+            if ready
+                && tx
+                    .send(Fetched::Messages(std::mem::take(&mut batch)))
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn assign(&self, topic: &str, from: &[(i32, i64)]) -> Result<(), KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for &(partition, offset) in from {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        }
+        self.consumer.assign(&list)
+    }
+
+    /// Reads `span`'s partition up to its end, in batches; false if the receiver is gone.
+    fn read_to(
+        &mut self,
+        topic: &str,
+        span: &Span,
+        tx: &SyncSender<Fetched>,
+    ) -> Result<bool, KafkaError> {
+        let mut next = span.start;
+        let mut batch = Vec::new();
+        let mut trouble = Trouble::default();
+        while next < span.end {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) if m.offset() < span.end => {
+                    next = m.offset() + 1;
+                    if keep(&mut self.from_time, &m) {
+                        batch.push(fetch(&m));
+                    }
+                }
+                Some(Ok(_)) => next = span.end,
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // Past control records (transaction markers) at the end.
+                    let list = self.consumer.position()?;
+                    if let Some(Offset::Offset(at)) = list
+                        .find_partition(topic, span.partition)
+                        .map(|e| e.offset())
+                    {
+                        next = next.max(at);
+                    }
+                }
+                Some(Err(e)) if !trouble.report(&e, tx) => return Ok(false),
+                Some(Err(_)) => {}
+            }
+            let ready = batch.len() >= BATCH || (next >= span.end && !batch.is_empty());
+            if ready
+                && tx
+                    .send(Fetched::Messages(std::mem::take(&mut batch)))
+                    .is_err()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Whether `m` is read: with `--kafka-start time:T`, a partition's messages are read from
+/// the first whose timestamp is at or after T. The broker's offset for T is where
+/// reading starts, and messages before T after it are passed over too, for brokers that
+/// answer an earlier offset than Kafka would.
+fn keep(
+    from_time: &mut Option<(i64, BTreeSet<i32>)>,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> bool {
+    let Some((from, waiting)) = from_time else {
+        return true;
+    };
+    if !waiting.contains(&m.partition()) {
+        return true;
+    }
+    let at_or_after = m.timestamp().to_millis().is_some_and(|t| t >= *from);
+    if at_or_after {
+        waiting.remove(&m.partition());
+    }
+    at_or_after
+}
+
+/// The most messages sent at once.
+const BATCH: usize = 1000;
+
+fn fetch(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetch {
+    (m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec))
+}
+
+/// Reports broker trouble at most every 10 s.
+#[derive(Default)]
+struct Trouble {
+    last: Option<Instant>,
+}
+
+impl Trouble {
+    /// Passes `error` on if it is time to; false if the receiver is gone.
+    fn report(&mut self, error: &KafkaError, tx: &SyncSender<Fetched>) -> bool {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return true;
+        }
+        self.last = Some(Instant::now());
+        tx.send(Fetched::Trouble(error.to_string())).is_ok()
+    }
+}
