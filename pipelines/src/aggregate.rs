@@ -15,6 +15,7 @@ use crate::engine::writers::{
 };
 use crate::engine::{Computations, EngineConfig, TableSpec};
 use crate::gaps::{GapFiles, GapSettings};
+use crate::kafka::sink::{KafkaSink, KafkaSinkArgs};
 
 /// Everything `amend aggregate` needs, validated.
 #[derive(Clone, Debug)]
@@ -27,6 +28,8 @@ pub struct AggregateConfig {
     pub snapshot_format: SnapshotFormat,
     /// Gap detection, with `--gaps`.
     pub gaps: Option<GapSettings>,
+    /// The Kafka sinks.
+    pub kafka_sinks: KafkaSinkArgs,
 }
 
 impl AggregateConfig {
@@ -46,6 +49,7 @@ pub struct TableWriters {
     snapshot: SnapshotFile,
     digests: Digests,
     estimates: Option<EstimatesFile>,
+    kafka: Option<KafkaSink>,
 }
 
 impl TableWriters {
@@ -63,6 +67,15 @@ impl TableWriters {
                 .table
                 .fill
                 .map(|(fill, _)| EstimatesFile::create(out, fill, scale)),
+            kafka: KafkaSink::connect(
+                &config.kafka_sinks,
+                &engine.topics.client,
+                scale,
+                engine
+                    .checkpoint
+                    .as_ref()
+                    .map(|c| (c.dir.as_path(), c.from_scratch)),
+            )?,
         })
     }
 
@@ -76,6 +89,9 @@ impl TableWriters {
         ];
         if let Some(estimates) = &mut self.estimates {
             list.push(estimates);
+        }
+        if let Some(kafka) = &mut self.kafka {
+            list.push(kafka);
         }
         list
     }

@@ -20,6 +20,8 @@ pub struct Cli {
 }
 
 /// amend's pipelines.
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Aggregate events per (window, key): count, sum, min, max, mean.
@@ -496,6 +498,10 @@ pub struct AggregateArgs {
     /// Kafka topics as inputs.
     #[command(flatten)]
     pub kafka: crate::kafka::KafkaSourceArgs,
+
+    /// Kafka topics as outputs.
+    #[command(flatten)]
+    pub kafka_sinks: crate::kafka::sink::KafkaSinkArgs,
 }
 
 /// Checkpoints: state saved at epoch boundaries, from which a restarted run resumes.
@@ -696,6 +702,7 @@ impl GapsArgs {
             recovery: self.recovery.clone(),
             checkpoint: self.checkpoint.clone(),
             kafka: self.kafka.clone(),
+            kafka_sinks: Default::default(),
         }
     }
 }

@@ -54,6 +54,7 @@ impl AggregateConfig {
                 SnapshotFormatArg::Jsonl => SnapshotFormat::JsonLines,
                 SnapshotFormatArg::Csv => SnapshotFormat::Csv,
             },
+            kafka_sinks: args.kafka_sinks.clone(),
             gaps: args.gaps.then_some(GapSettings {
                 duplicates: !args.gap.no_duplicates,
                 lag_threshold: args.gap.lag_threshold,

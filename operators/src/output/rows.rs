@@ -60,6 +60,17 @@ pub fn write_changelog(
     }
 }
 
+/// Writes one row as a JSON line: a changelog line with `change` (epoch, diff), a snapshot
+/// line without.
+pub fn write_row(
+    out: &mut impl Write,
+    scale: Scale,
+    row: (&(Window, CompactString), &Agg),
+    change: Option<(u64, i8)>,
+) -> Result<(), OutputError> {
+    write_rows(out, scale, std::iter::once((row, change))).map(drop)
+}
+
 /// Writes the CSV header of the snapshot.
 pub(crate) fn write_csv_header(out: &mut impl Write) -> Result<(), OutputError> {
     out.write_all(b"window_start,window_end,key,count,sum,min,max,mean\n")?;

@@ -4,6 +4,7 @@
 
 pub mod consume;
 pub mod produce;
+pub mod sink;
 
 use std::fmt;
 use std::str::FromStr;
