@@ -42,6 +42,10 @@
 //! whether a history is exact (no forgotten id touched again, no update of a closed window);
 //! then its tables must equal a full recompute over the records that are not late. The
 //! properties add `late.jsonl` and `records_late` to (a) to (d).
+//!
+//! Kafka topics in place of the files (`model/topics.rs`, on librdkafka's mock cluster): the
+//! final table, its changelog replayed, the accounting and dead letters equal the model's, for
+//! any epoch size and worker count.
 
 #[path = "model/check.rs"]
 mod check;
@@ -49,6 +53,8 @@ mod check;
 mod history;
 #[path = "model/reference.rs"]
 mod reference;
+#[path = "model/topics.rs"]
+mod topics;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -459,6 +465,33 @@ proptest! {
     ) {
         check_resume(&case, at, workers).map_err(TestCaseError::fail)?;
         check_resume(&live, at, workers).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// A JSON Lines case (no CSV file: a topic's messages are JSON) whose lines fit in messages.
+fn json_case() -> impl Strategy<Value = Case> {
+    (params(&WINDOWS), vec(step(), 0..=60))
+        .prop_map(|(mut p, steps)| {
+            p.csv = 0;
+            Case::build(p, &steps)
+        })
+        .prop_filter("a line too long for a message", topics::fits_messages)
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    /// Each file of a case as a Kafka topic of three partitions (records keyed by id), read by
+    /// a bounded replay in epochs of a few messages: the model's final table (snapshot,
+    /// digests, the changelog replayed), its accounting and dead letters, and the same bytes
+    /// for two worker counts (docs/format.md section 2: topic positions).
+    #[test]
+    fn topics_in_place_of_files_match_model(
+        case in json_case(),
+        workers in 2usize..=4,
+        max_epoch in prop_oneof![1u64..=7, Just(100_000)],
+    ) {
+        topics::check_topic_case(&case, [1, workers], max_epoch).map_err(TestCaseError::fail)?;
     }
 }
 
