@@ -154,40 +154,8 @@ fn a_crash_after_a_commit_does_not_send_the_epoch_again() {
     let dir = TestDir::new();
     let Some(broker) = broker() else { return };
     let changes = kafka::topic(&broker, "changes", 1);
-    dir.run(&[
-        "gen",
-        "--events",
-        "40000",
-        "--keys",
-        "20",
-        "--corrections",
-        "0.05",
-        "--bad",
-        "0.01",
-        "--out",
-        "data",
-    ])
-    .expect_code(0);
-    let job = |out: &str| -> Vec<String> {
-        [
-            "aggregate",
-            "--input",
-            "data/events.jsonl",
-            "--corrections",
-            "data/corrections.jsonl",
-            "--window",
-            "tumbling:1m",
-            "--epoch-bytes",
-            "512K",
-            "--workers",
-            "2",
-            "--quiet",
-            "--out",
-            out,
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    kafka::generate(&dir, "40000");
+    let job = |out: &str| kafka::job(out, "512K");
     dir.run(&job("plain")).expect_code(0);
     let mut args = job("crashed");
     args.push(format!("--kafka-changelog=kafka://{broker}/{changes}"));

@@ -35,46 +35,6 @@ fn cluster() -> (
     (cluster, brokers)
 }
 
-fn generate(dir: &TestDir, events: &str) {
-    dir.run(&[
-        "gen",
-        "--events",
-        events,
-        "--keys",
-        "20",
-        "--corrections",
-        "0.05",
-        "--bad",
-        "0.01",
-        "--out",
-        "data",
-    ])
-    .expect_code(0);
-}
-
-/// The job, with epochs of about `epoch_bytes`: each is one transaction, which costs a
-/// librdkafka client about 0.1 s.
-fn job(out: &str, epoch_bytes: &str) -> Vec<String> {
-    [
-        "aggregate",
-        "--input",
-        "data/events.jsonl",
-        "--corrections",
-        "data/corrections.jsonl",
-        "--window",
-        "tumbling:1m",
-        "--epoch-bytes",
-        epoch_bytes,
-        "--workers",
-        "2",
-        "--quiet",
-        "--out",
-        out,
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 fn sinks(brokers: &str) -> Vec<String> {
     [
         format!("--kafka-changelog=kafka://{brokers}/changes"),
@@ -88,8 +48,8 @@ fn sinks(brokers: &str) -> Vec<String> {
 fn each_epoch_is_one_transaction_on_the_sink_topics() {
     let dir = TestDir::new();
     let (_cluster, brokers) = cluster();
-    generate(&dir, "4000");
-    let mut args = job("out", "64K");
+    kafka::generate(&dir, "4000");
+    let mut args = kafka::job("out", "64K");
     args.extend(sinks(&brokers));
     dir.run(&args).expect_success();
 

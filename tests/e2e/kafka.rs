@@ -1,5 +1,5 @@
 //! Kafka helpers the Kafka tests share: reading a topic back as a read_committed consumer,
-//! and creating a topic on a broker.
+//! creating a topic on a broker, and the generated history and job the sink tests run.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,6 +9,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::util::TestDir;
 
 /// One message as read: partition, key, value (`None`: a tombstone), `amend-epoch` header.
 pub type Read = (i32, Option<String>, Option<String>, Option<u64>);
@@ -94,4 +96,45 @@ fn futures_executor<F: std::future::Future>(future: F) -> F::Output {
             Poll::Pending => std::thread::park_timeout(Duration::from_millis(10)),
         }
     }
+}
+
+/// `amend gen` into `data/`: events and corrections files with bad lines.
+pub fn generate(dir: &TestDir, events: &str) {
+    dir.run(&[
+        "gen",
+        "--events",
+        events,
+        "--keys",
+        "20",
+        "--corrections",
+        "0.05",
+        "--bad",
+        "0.01",
+        "--out",
+        "data",
+    ])
+    .expect_code(0);
+}
+
+/// The job, with epochs of about `epoch_bytes`: each is one transaction, which costs a
+/// librdkafka client about 0.1 s.
+pub fn job(out: &str, epoch_bytes: &str) -> Vec<String> {
+    [
+        "aggregate",
+        "--input",
+        "data/events.jsonl",
+        "--corrections",
+        "data/corrections.jsonl",
+        "--window",
+        "tumbling:1m",
+        "--epoch-bytes",
+        epoch_bytes,
+        "--workers",
+        "2",
+        "--quiet",
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
 }
