@@ -10,6 +10,10 @@
 #[path = "e2e/util.rs"]
 mod util;
 
+#[allow(dead_code)]
+#[path = "e2e/kafka.rs"]
+mod kafka;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -20,19 +24,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{Offset, TopicPartitionList};
 use util::TestDir;
-
-const GEN: [&str; 10] = [
-    "gen",
-    "--events",
-    "3000",
-    "--keys",
-    "20",
-    "--span",
-    "1h",
-    "--corrections",
-    "0.05",
-    "--seed",
-];
 
 /// Every message of `topic`, per partition in offset order: (key, value).
 fn consume(brokers: &str, topic: &str, partitions: i32) -> Vec<Vec<(Option<String>, String)>> {
@@ -87,7 +78,7 @@ fn gen_produces_the_stream_keyed_by_id() {
     cluster.create_topic("history", 4, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let url = format!("kafka://{brokers}/history");
-    let mut args: Vec<&str> = GEN.to_vec();
+    let mut args: Vec<&str> = kafka::GEN.to_vec();
     args.extend(["7", "--kafka", &url]);
     let run = dir.run(&args);
     run.expect_code(0);
@@ -95,7 +86,7 @@ fn gen_produces_the_stream_keyed_by_id() {
         run.stdout.contains("produced") && run.stdout.contains(&url),
         "{run}"
     );
-    let mut stream: Vec<&str> = GEN.to_vec();
+    let mut stream: Vec<&str> = kafka::GEN.to_vec();
     stream.extend(["7", "--out", "-"]);
     let expected = dir.run(&stream).expect_code(0).stdout.clone();
     let lines: Vec<&str> = expected.lines().collect();
@@ -145,7 +136,7 @@ fn unusable_brokers_topics_and_urls_exit_2_with_one_line() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let produce = |url: &str, extra: &[&str]| {
-        let mut args: Vec<&str> = GEN.to_vec();
+        let mut args: Vec<&str> = kafka::GEN.to_vec();
         args.extend(["1", "--kafka", url, "--kafka-timeout", "3s"]);
         args.extend(extra);
         dir.run(&args)

@@ -58,19 +58,8 @@ fn a_replay_from_a_real_broker_equals_a_file_run() {
     let Some(broker) = broker() else { return };
     let dir = TestDir::new();
     let url = format!("kafka://{broker}/{}", kafka::topic(&broker, "history", 3));
-    let generate = [
-        "gen",
-        "--events",
-        "2000",
-        "--keys",
-        "20",
-        "--span",
-        "1h",
-        "--corrections",
-        "0.05",
-        "--seed",
-        "5",
-    ];
+    let mut generate = kafka::GEN.to_vec();
+    generate.push("5");
     let mut args = generate.to_vec();
     args.extend(["--kafka", &url, "--kafka-option", "batch.num.messages=1"]);
     dir.run(&args).expect_code(0);

@@ -15,6 +15,10 @@
 #[path = "e2e/util.rs"]
 mod util;
 
+#[allow(dead_code)]
+#[path = "e2e/kafka.rs"]
+mod kafka;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -27,19 +31,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 use util::{Run, TestDir};
 
-const GEN: [&str; 11] = [
-    "gen",
-    "--events",
-    "3000",
-    "--keys",
-    "20",
-    "--span",
-    "1h",
-    "--corrections",
-    "0.05",
-    "--seed",
-    "11",
-];
+/// The history these tests produce: `amend gen`, seed 11.
+fn gen_args() -> Vec<&'static str> {
+    let mut args = kafka::GEN.to_vec();
+    args.push("11");
+    args
+}
 
 /// One message to produce: partition (or by key), key, value, timestamp.
 struct Out<'a> {
@@ -147,10 +144,10 @@ fn a_bounded_replay_equals_a_file_run_for_any_worker_count() {
     cluster.create_topic("history", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let url = format!("kafka://{brokers}/history");
-    let mut args: Vec<&str> = GEN.to_vec();
+    let mut args: Vec<&str> = gen_args();
     args.extend(["--kafka", &url]);
     dir.run(&args).expect_code(0);
-    let mut stream: Vec<&str> = GEN.to_vec();
+    let mut stream: Vec<&str> = gen_args();
     stream.extend(["--out", "-"]);
     let lines = dir.run(&stream).expect_code(0).stdout.clone();
     dir.create("stream.jsonl", &lines);
@@ -347,7 +344,7 @@ fn a_corrections_topic_is_read_after_the_input_topic() {
     cluster.create_topic("events", 2, 1).unwrap();
     cluster.create_topic("fixes", 2, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let mut args: Vec<&str> = GEN.to_vec();
+    let mut args: Vec<&str> = gen_args();
     args.extend(["--out", "data"]);
     dir.run(&args).expect_code(0);
     produce_lines(&brokers, "events", &dir.read("data/events.jsonl"));
@@ -429,7 +426,7 @@ fn follow_takes_what_is_produced_later_also_after_the_broker_was_down() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("live", 2, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let mut args: Vec<&str> = GEN.to_vec();
+    let mut args: Vec<&str> = gen_args();
     args.extend(["--out", "-"]);
     let lines = dir.run(&args).expect_code(0).stdout.clone();
     let all: Vec<&str> = lines.lines().collect();

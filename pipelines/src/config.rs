@@ -18,7 +18,6 @@ use crate::aggregate::AggregateConfig;
 use crate::cli::{AggregateArgs, FillArg, GapsArgs, ReconcileArgs, SnapshotFormatArg};
 use crate::engine::Recovery;
 use crate::engine::checkpoint::CheckpointConfig;
-use crate::engine::plan::TopicOptions;
 use crate::engine::{EngineConfig, Input, TableSpec};
 use crate::gaps::{GapSettings, GapsConfig};
 use crate::reconcile::{ReconcileConfig, ReconcileSettings};
@@ -151,11 +150,7 @@ impl EngineConfig {
                 None => None,
             },
             checkpoint: None,
-            topics: TopicOptions {
-                client: args.kafka.client.clone(),
-                start: args.kafka.kafka_start.clone(),
-                max_epoch_records: args.kafka.kafka_max_epoch_records,
-            },
+            topics: args.kafka.clone(),
         })
     }
 }

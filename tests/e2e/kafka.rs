@@ -12,6 +12,21 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::util::TestDir;
 
+/// `amend gen` of a small history (3,000 events over 20 keys in an hour, 5% corrections); the
+/// seed follows.
+pub const GEN: [&str; 10] = [
+    "gen",
+    "--events",
+    "3000",
+    "--keys",
+    "20",
+    "--span",
+    "1h",
+    "--corrections",
+    "0.05",
+    "--seed",
+];
+
 /// One message as read: partition, key, value (`None`: a tombstone), `amend-epoch` header.
 pub type Read = (i32, Option<String>, Option<String>, Option<u64>);
 

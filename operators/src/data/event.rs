@@ -138,11 +138,10 @@ pub struct DeadLetter {
     pub position: Position,
     /// The file, as given on the command line.
     pub source: String,
-    /// 1-based physical line number (a CSV header is line 1); 0 for a message.
+    /// 1-based physical line number (a CSV header is line 1); 0 for a message of a topic,
+    /// whose partition and offset the position holds
+    /// ([`topic_position`](crate::ingest::messages::topic_position)).
     pub line: u64,
-    /// The partition of a message from a topic, whose offset the position holds
-    /// ([`topic_position`](crate::ingest::messages::topic_position)); `None` for a line.
-    pub partition: Option<u32>,
     /// What is wrong, for a person to act on.
     pub reason: String,
     /// The line as text, invalid UTF-8 replaced, cut at [`RAW_LIMIT`] bytes.

@@ -23,6 +23,12 @@ pub fn topic_position(partition: i32, offset: i64) -> Option<u64> {
     Some(partition << OFFSET_BITS | offset)
 }
 
+/// Whether the input named `name` is a topic: topics are named by their `kafka://` URL, and
+/// every position read from one is a [`topic_position`].
+pub fn is_topic(name: &str) -> bool {
+    name.starts_with("kafka://")
+}
+
 /// The partition and offset a [`topic_position`] packed.
 pub fn topic_offset(position: u64) -> (u32, u64) {
     (

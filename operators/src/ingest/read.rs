@@ -196,7 +196,6 @@ impl Reader {
                         position,
                         source: source.clone(),
                         line: base + line_in_range,
-                        partition: None,
                         reason: reason.to_string(),
                         raw: raw_text(line.bytes),
                     }));
@@ -250,7 +249,6 @@ impl Reader {
                     position,
                     source: source.clone(),
                     line: 0,
-                    partition: Some(message.partition as u32),
                     reason,
                     raw: raw_text(line.bytes),
                 }),

@@ -154,13 +154,6 @@ impl InputFile {
         }
     }
 
-    /// Whether this is a topic: its name is a `kafka://` URL.
-    pub fn is_topic(&self) -> bool {
-        self.path
-            .to_str()
-            .is_some_and(|p| p.starts_with("kafka://"))
-    }
-
     /// Whether this is standard input.
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::data::event::DeadLetter;
-use crate::ingest::messages::topic_offset;
+use crate::ingest::messages::{is_topic, topic_offset};
 
 /// The dead-letter line form.
 #[derive(Debug, Serialize)]
@@ -25,9 +25,12 @@ struct DeadLetterOut<'a> {
 /// Writes one dead letter as a JSON line.
 pub fn write_dead_letter(dead: &DeadLetter, out: &mut impl Write) -> io::Result<()> {
     // A message's dead letter names its partition and offset; a line's, its offset and line.
-    let (partition, offset, line) = match dead.partition {
-        Some(partition) => (Some(partition), topic_offset(dead.position.offset).1, None),
-        None => (None, dead.position.offset, Some(dead.line)),
+    let (partition, offset, line) = match is_topic(&dead.source) {
+        true => {
+            let (partition, offset) = topic_offset(dead.position.offset);
+            (Some(partition), offset, None)
+        }
+        false => (None, dead.position.offset, Some(dead.line)),
     };
     let line = DeadLetterOut {
         source: &dead.source,

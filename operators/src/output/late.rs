@@ -9,7 +9,7 @@ use crate::data::decimal::Scale;
 use crate::data::event::Op;
 use crate::data::time::format_millis;
 use crate::incremental::split_late::LateRecord;
-use crate::ingest::messages::topic_offset;
+use crate::ingest::messages::{is_topic, topic_offset};
 
 /// A late record's line.
 #[derive(Serialize)]
@@ -29,15 +29,15 @@ struct LateOut<'a> {
 }
 
 /// Writes one late record, read from the input named `source`, as a JSON line; a record
-/// from a topic (`topic`) names its partition and offset.
+/// from a topic names its partition and offset.
 pub fn write_late(
     record: &LateRecord,
-    (source, topic): (&str, bool),
+    source: &str,
     scale: Scale,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let event = &record.event;
-    let (partition, offset) = match topic {
+    let (partition, offset) = match is_topic(source) {
         true => {
             let (partition, offset) = topic_offset(event.position.offset);
             (Some(partition), offset)

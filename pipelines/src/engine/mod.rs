@@ -76,7 +76,7 @@ pub struct EngineConfig {
     /// Checkpoints (`--checkpoint-dir`).
     pub checkpoint: Option<checkpoint::CheckpointConfig>,
     /// How Kafka topics are read.
-    pub topics: plan::TopicOptions,
+    pub topics: crate::kafka::KafkaSourceArgs,
 }
 
 impl EngineConfig {

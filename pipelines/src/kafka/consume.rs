@@ -110,15 +110,7 @@ impl TopicReader {
     /// the topic does not exist) and works out where each partition starts and ends.
     pub fn connect(url: &TopicUrl, kafka: &KafkaArgs, start: &Start) -> anyhow::Result<Self> {
         let partitions = super::partitions(url, kafka)? as i32;
-        let consumer: BaseConsumer = kafka
-            .config(url)
-            .set("group.id", "amend")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(|e| UsageError(format!("{url}: {e}")))?;
+        let consumer = kafka.consumer(url, &[])?;
         let fail = |what: &str, e: KafkaError| UsageError(format!("{url}: cannot {what}: {e}"));
         let mut spans = Vec::new();
         for partition in 0..partitions {

@@ -151,6 +151,24 @@ impl KafkaArgs {
         }
         config
     }
+
+    /// A consumer of `url`'s brokers as amend reads with one: by assignment, committing no
+    /// offsets, creating no topics, and told when it reaches a partition's end.
+    pub fn consumer(&self, url: &TopicUrl, extra: &[(&str, &str)]) -> anyhow::Result<BaseConsumer> {
+        let mut config = self.config(url);
+        config
+            .set("group.id", "amend")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("allow.auto.create.topics", "false");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        Ok(config
+            .create()
+            .map_err(|e| UsageError(format!("{url}: {e}")))?)
+    }
 }
 
 /// Milliseconds as librdkafka takes them.

@@ -89,9 +89,10 @@ impl KafkaSink {
             ))
             .into());
         }
-        for url in args.topics() {
-            super::partitions(url, kafka)?;
-        }
+        let partitions = args
+            .topics()
+            .map(|url| super::partitions(url, kafka))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let run = run_id(checkpoints)?;
         let mut config = kafka.config(first);
         let transactional = format!("amend-{}", &run[..16]);
@@ -110,7 +111,7 @@ impl KafkaSink {
         // Starting transactions aborted any the run's previous process left open, so what is
         // committed now is all it will ever have committed.
         let committed = match checkpoints {
-            Some(_) => last_committed(args, kafka, &run)?,
+            Some(_) => last_committed(args, &partitions, kafka, &run)?,
             None => None,
         };
         let topic = |url: &Option<TopicUrl>| url.as_ref().map(|u| u.topic.clone());
@@ -270,26 +271,24 @@ fn run_id(checkpoints: Option<(&Path, bool)>) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// The greatest epoch of run `run` that the sink topics hold committed: read from the end of
-/// each partition backwards (read_committed), as far as a message of the run is found.
+/// The greatest epoch of run `run` that the sink topics (with `partitions` each) hold
+/// committed: read from the end of each partition backwards (read_committed), as far as a
+/// message of the run is found.
 fn last_committed(
     args: &KafkaSinkArgs,
+    partitions: &[usize],
     kafka: &KafkaArgs,
     run: &str,
 ) -> anyhow::Result<Option<u64>> {
     let mut last = None;
-    for url in args.topics() {
-        let consumer: BaseConsumer = kafka
-            .config(url)
-            .set("group.id", "amend")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("fetch.wait.max.ms", "10")
-            .set("isolation.level", "read_committed")
-            .create()
-            .map_err(|e| UsageError(format!("{url}: {e}")))?;
+    for (url, &count) in args.topics().zip(partitions) {
+        let extra = [
+            ("fetch.wait.max.ms", "10"),
+            ("isolation.level", "read_committed"),
+        ];
+        let consumer = kafka.consumer(url, &extra)?;
         let fail = |e: KafkaError| anyhow::anyhow!("{url}: cannot read what was committed: {e}");
-        for partition in 0..super::partitions(url, kafka)? as i32 {
+        for partition in 0..count as i32 {
             let (low, high) = consumer
                 .fetch_watermarks(&url.topic, partition, kafka.timeout)
                 .map_err(fail)?;

@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use amend_operators::event::AUDIT_FILE_BASE;
+use amend_operators::ingest::messages::is_topic;
 use amend_operators::ingest::source::{Epoch, InputFile};
 
-use crate::kafka::TopicUrl;
-pub use topic::TopicOptions;
+use crate::kafka::{KafkaSourceArgs, TopicUrl};
 
 /// An input as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl Input {
         if path.as_os_str() == "-" {
             return Ok(Input::Stdin);
         }
-        if let Some(url) = path.to_str().filter(|p| p.starts_with("kafka://")) {
+        if let Some(url) = path.to_str().filter(|p| is_topic(p)) {
             return url
                 .parse()
                 .map(Input::Kafka)
@@ -114,7 +114,7 @@ pub struct PlanOptions {
     /// Epochs to plan first, exactly: (path, start, end).
     pub replay: Vec<(String, u64, Option<u64>)>,
     /// How topics are read.
-    pub topics: TopicOptions,
+    pub topics: KafkaSourceArgs,
 }
 
 /// Every input file the planner knows, by index: where a checkpoint finds their paths.

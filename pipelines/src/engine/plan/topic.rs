@@ -14,20 +14,8 @@ use amend_operators::ingest::messages::Messages;
 use amend_operators::ingest::source::{Epoch, InputFile, Part};
 
 use super::{Planning, Source};
-use crate::kafka::consume::{Fetch, Fetched, Start, TopicReader};
-use crate::kafka::{KafkaArgs, TopicUrl};
-
-/// How topics are read: the client settings, where to start, and how many messages an epoch
-/// takes at most.
-#[derive(Clone, Debug, Default)]
-pub struct TopicOptions {
-    /// Client settings.
-    pub client: KafkaArgs,
-    /// Where each partition starts.
-    pub start: Start,
-    /// The most messages in one epoch.
-    pub max_epoch_records: usize,
-}
+use crate::kafka::consume::{Fetch, Fetched, TopicReader};
+use crate::kafka::{KafkaSourceArgs, TopicUrl};
 
 /// One topic's messages, as they come from its consumer thread.
 pub(super) struct TopicSource {
@@ -50,9 +38,9 @@ impl TopicSource {
         url: &TopicUrl,
         index: u32,
         follow: bool,
-        options: &TopicOptions,
+        options: &KafkaSourceArgs,
     ) -> anyhow::Result<TopicSource> {
-        let reader = TopicReader::connect(url, &options.client, &options.start)?;
+        let reader = TopicReader::connect(url, &options.client, &options.kafka_start)?;
         Ok(TopicSource {
             input: Arc::new(InputFile::topic(&url.to_string(), index)),
             rx: reader.start(url, follow),
@@ -61,7 +49,7 @@ impl TopicSource {
             caught_up: false,
             follow,
             ended: false,
-            max: options.max_epoch_records.max(1),
+            max: options.kafka_max_epoch_records.max(1),
         })
     }
 

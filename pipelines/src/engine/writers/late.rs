@@ -33,8 +33,7 @@ impl Writer for LateRecords {
         self.file.write(|out| {
             for record in epoch.late {
                 let source = &epoch.sources[&record.event.position.file];
-                let topic = source.starts_with("kafka://");
-                write_late(record, (source, topic), self.scale, out)?;
+                write_late(record, source, self.scale, out)?;
             }
             Ok(())
         })
