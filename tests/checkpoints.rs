@@ -355,10 +355,21 @@ fn kill_9_in_a_batch_run_with_epoch_bytes_resumes_with_identical_outputs() {
     dir.run(&args("plain")).expect_code(0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mut kills = 0;
+    let killed = dir.join("killed");
     for attempt in 0.. {
         assert!(attempt < 60, "no run completed");
+        let before = epochs_written(&killed);
         let mut child = spawn(&dir, &args("killed"));
-        std::thread::sleep(Duration::from_millis(rng.random_range(100..1000)));
+        // Killed at a random point once it has written an epoch more, whatever this machine's
+        // speed: every attempt gets somewhere, and none runs to the end unkilled by chance.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while epochs_written(&killed) <= before
+            && child.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();
             assert_eq!(
