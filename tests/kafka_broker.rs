@@ -27,6 +27,7 @@ mod util;
 mod kafka;
 
 use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -177,4 +178,101 @@ fn a_crash_after_a_commit_does_not_send_the_epoch_again() {
     let values: Vec<&str> = topic.iter().map(|m| m.2.as_deref().unwrap()).collect();
     assert!(values == plain.lines().collect::<Vec<_>>());
     assert!(sent_before > 0 && sent_before < values.len());
+}
+
+/// A followed file grows by chunks; the third epoch's transaction commits and the process
+/// aborts before that epoch's epochs.jsonl line, and the file grows again before the restart.
+/// The restart plans that epoch again as it was (from the plan made durable before the
+/// commit), skips it on the topic, and sends the growth as an epoch of its own: had it planned
+/// afresh, the growth would be part of an epoch already committed, and never sent.
+#[test]
+fn a_crash_between_a_commit_and_its_epoch_line_plans_that_epoch_again_the_same() {
+    let Some(broker) = broker() else { return };
+    let dir = TestDir::new();
+    let changes = kafka::topic(&broker, "followed", 1);
+    let mut generate = kafka::GEN.to_vec();
+    generate.extend(["31", "--out", "-"]);
+    let lines = dir.run(&generate).expect_code(0).stdout.clone();
+    dir.create("all.jsonl", &lines);
+    let all: Vec<&str> = lines.lines().collect();
+    let chunks: Vec<String> = all
+        .chunks(all.len() / 6 + 1)
+        .map(|c| c.join("\n") + "\n")
+        .collect();
+    let live = dir.create("live.jsonl", "");
+    let grow = |chunk: &str| {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .unwrap();
+        file.write_all(chunk.as_bytes()).unwrap();
+    };
+    let url = format!("kafka://{broker}/{changes}");
+    let args = [
+        "aggregate",
+        "--follow",
+        "--input",
+        "live.jsonl",
+        "--window",
+        "tumbling:1m",
+        "--out",
+        "out",
+        "--checkpoint-dir",
+        "ckpt",
+        "--checkpoint-interval",
+        "0",
+        "--kafka-changelog",
+        &url,
+        "--quiet",
+    ];
+    let spawn = |fault: Option<&str>| -> Child {
+        let mut command = dir.command(&args);
+        if let Some(fault) = fault {
+            command.env("AMEND_FAULT", fault);
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let records = |n: usize| chunks[..n].iter().map(|c| c.lines().count() as u64).sum();
+    let mut child = spawn(Some("after-kafka-commit:3"));
+    for n in 1..=2 {
+        grow(&chunks[n - 1]);
+        kafka::wait_records(dir.path(), "out", records(n));
+    }
+    grow(&chunks[2]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "AMEND_FAULT did not abort");
+    grow(&chunks[3]);
+    let child = spawn(None);
+    kafka::wait_records(dir.path(), "out", records(4));
+    for n in 5..=chunks.len() {
+        grow(&chunks[n - 1]);
+        kafka::wait_records(dir.path(), "out", records(n));
+    }
+    kafka::stop(child);
+    let changelog = dir.read("out/changelog.jsonl");
+    let topic = kafka::consume(&broker, &changes, 1);
+    let values: Vec<&str> = topic.iter().map(|m| m.2.as_deref().unwrap()).collect();
+    let lines: Vec<&str> = changelog.lines().collect();
+    assert!(
+        values == lines,
+        "the topic holds {} lines, changelog.jsonl {}",
+        values.len(),
+        lines.len()
+    );
+    let run = dir.run(&[
+        "aggregate",
+        "--input",
+        "all.jsonl",
+        "--window",
+        "tumbling:1m",
+        "--out",
+        "file",
+    ]);
+    run.expect_success();
+    assert_eq!(
+        dir.read("out/snapshot.jsonl"),
+        dir.read("file/snapshot.jsonl")
+    );
 }

@@ -21,13 +21,11 @@ mod kafka;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
+use kafka::{Out, produce, produce_lines, stop, wait_records};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 use util::{Run, TestDir};
 
@@ -36,65 +34,6 @@ fn gen_args() -> Vec<&'static str> {
     let mut args = kafka::GEN.to_vec();
     args.push("11");
     args
-}
-
-/// One message to produce: partition (or by key), key, value, timestamp.
-struct Out<'a> {
-    partition: Option<i32>,
-    key: Option<&'a str>,
-    value: Option<&'a str>,
-    timestamp: Option<i64>,
-}
-
-fn produce(brokers: &str, topic: &str, messages: &[Out<'_>]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    for m in messages {
-        let mut record = BaseRecord::<str, str>::to(topic);
-        if let Some(p) = m.partition {
-            record = record.partition(p);
-        }
-        if let Some(k) = m.key {
-            record = record.key(k);
-        }
-        if let Some(v) = m.value {
-            record = record.payload(v);
-        }
-        if let Some(t) = m.timestamp {
-            record = record.timestamp(t);
-        }
-        producer.send(record).map_err(|(e, _)| e).unwrap();
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-}
-
-/// Lines as messages keyed by their id, as `amend gen --kafka` sends them.
-fn produce_lines(brokers: &str, topic: &str, text: &str) {
-    let ids: Vec<Option<String>> = text.lines().map(id_of).collect();
-    let messages: Vec<Out<'_>> = text
-        .lines()
-        .zip(&ids)
-        .map(|(line, id)| Out {
-            partition: None,
-            key: id.as_deref(),
-            value: Some(line),
-            timestamp: None,
-        })
-        .collect();
-    produce(brokers, topic, &messages);
-}
-
-fn id_of(line: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(line).ok()?;
-    match &value["id"] {
-        Value::String(id) => Some(id.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 fn summary(dir: &TestDir, out: &str) -> Value {
@@ -387,39 +326,6 @@ fn spawn(dir: &TestDir, args: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits until `out`'s epochs have read `records` records in all.
-fn wait_records(dir: &Path, out: &str, records: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(dir.join(out).join("epochs.jsonl")).unwrap_or_default();
-        let read: u64 = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| v["records"].as_u64().unwrap())
-            .sum();
-        if read >= records {
-            assert_eq!(read, records, "read more than was produced");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{out}: {read} of {records} records read"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stop(child: Child) -> String {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn follow_takes_what_is_produced_later_also_after_the_broker_was_down() {
     let dir = TestDir::new();
@@ -495,11 +401,6 @@ fn unusable_topics_and_flags_exit_2_with_one_line() {
         ),
         (missing.as_str(), &[][..], "nope: the topic does not exist"),
         ("kafka://localhost/t", &[][..], "has no :PORT"),
-        (
-            url.as_str(),
-            &["--checkpoint-dir", "ckpt"][..],
-            "cannot yet keep the offsets",
-        ),
         (
             url.as_str(),
             &["--kafka-max-epoch-records", "0"][..],

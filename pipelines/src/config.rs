@@ -245,6 +245,20 @@ pub fn checkpoint_config(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    if engine.inputs.iter().any(|i| matches!(i, Input::Kafka(_))) {
+        // A topic's epochs, and so the order of its records, follow these.
+        let topics = &engine.topics;
+        settings.extend([
+            (
+                "--kafka-max-epoch-records".to_string(),
+                topics.kafka_max_epoch_records.to_string(),
+            ),
+            (
+                "--kafka-tombstones".to_string(),
+                format!("{:?}", topics.kafka_tombstones),
+            ),
+        ]);
+    }
     let inputs = args
         .input
         .iter()
@@ -258,6 +272,7 @@ pub fn checkpoint_config(
         from_scratch: c.from_scratch,
         settings,
         inputs,
+        log_plans: args.kafka_sinks.any(),
     }))
 }
 

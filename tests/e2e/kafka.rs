@@ -1,6 +1,8 @@
 //! Kafka helpers the Kafka tests share: reading a topic back as a read_committed consumer,
 //! creating a topic on a broker, and the generated history and job the sink tests run.
 
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -8,7 +10,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
 
 use super::util::TestDir;
 
@@ -152,4 +156,97 @@ pub fn job(out: &str, epoch_bytes: &str) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// One message to produce: partition (or by key), key, value, timestamp.
+pub struct Out<'a> {
+    pub partition: Option<i32>,
+    pub key: Option<&'a str>,
+    pub value: Option<&'a str>,
+    pub timestamp: Option<i64>,
+}
+
+pub fn produce(brokers: &str, topic: &str, messages: &[Out<'_>]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for m in messages {
+        let mut record = BaseRecord::<str, str>::to(topic);
+        if let Some(p) = m.partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = m.key {
+            record = record.key(k);
+        }
+        if let Some(v) = m.value {
+            record = record.payload(v);
+        }
+        if let Some(t) = m.timestamp {
+            record = record.timestamp(t);
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Lines as messages keyed by their id, as `amend gen --kafka` sends them.
+pub fn produce_lines(brokers: &str, topic: &str, text: &str) {
+    let ids: Vec<Option<String>> = text.lines().map(id_of).collect();
+    let messages: Vec<Out<'_>> = text
+        .lines()
+        .zip(&ids)
+        .map(|(line, id)| Out {
+            partition: None,
+            key: id.as_deref(),
+            value: Some(line),
+            timestamp: None,
+        })
+        .collect();
+    produce(brokers, topic, &messages);
+}
+
+pub fn id_of(line: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(line).ok()?;
+    match &value["id"] {
+        Value::String(id) => Some(id.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Waits until `out`'s epochs have read `records` records in all.
+pub fn wait_records(dir: &Path, out: &str, records: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(dir.join(out).join("epochs.jsonl")).unwrap_or_default();
+        let read: u64 = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| v["records"].as_u64().unwrap())
+            .sum();
+        if read >= records {
+            assert_eq!(read, records, "read more than was produced");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{out}: {read} of {records} records read"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a following run with SIGTERM; its stderr.
+pub fn stop(child: Child) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -4,8 +4,10 @@
 //!
 //! Positions differ from a file run's (epochs of messages of one partition, partitions in
 //! order), but an id's records come in the same order, so the final table is the model's
-//! final table; the changelog replays to it; the accounting closes as the model says; and
-//! two worker counts write the same bytes.
+//! final table; the changelog replays to it; the accounting closes as the model says; two
+//! worker counts write the same bytes; and so does a run that resumes from a checkpoint of a
+//! random epoch (the later checkpoints removed, as if it had died right after that one), which
+//! starts each partition at its checkpointed offset and plans the epochs after it again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -86,8 +88,14 @@ fn replay(changelog: &str) -> Result<Vec<Value>, String> {
 }
 
 /// Runs the case from topics with each of `workers` (epochs of at most `max_epoch` messages)
-/// and checks the outputs against the model and against each other.
-pub fn check_topic_case(case: &Case, workers: [usize; 2], max_epoch: u64) -> Result<(), String> {
+/// and checks the outputs against the model and against each other, and against a run of the
+/// second worker count resumed from its checkpoint number `cut` (modulo how many it took).
+pub fn check_topic_case(
+    case: &Case,
+    workers: [usize; 2],
+    max_epoch: u64,
+    cut: usize,
+) -> Result<(), String> {
     let cluster = MockCluster::new(1).map_err(|e| e.to_string())?;
     let brokers = cluster.bootstrap_servers();
     let producer: BaseProducer = ClientConfig::new()
@@ -140,7 +148,56 @@ pub fn check_topic_case(case: &Case, workers: [usize; 2], max_epoch: u64) -> Res
         }
         first.get_or_insert(out);
     }
-    Ok(())
+    let first = first.expect("two runs");
+    let resumed = resume(case, &inputs, dir.path(), workers[1], &extra, cut)?;
+    same_outputs(&first, &resumed).map_err(|e| format!("resumed: {e}"))
+}
+
+/// A run with a checkpoint after every epoch; all of them but the first `cut` (modulo their
+/// number) removed; the run again, resumed from the newest kept.
+fn resume(
+    case: &Case,
+    inputs: &[PathBuf],
+    dir: &std::path::Path,
+    workers: usize,
+    extra: &[String],
+    cut: usize,
+) -> Result<Outputs, String> {
+    let ckpt = dir.join("ckpt");
+    let mut args = extra.to_vec();
+    args.extend(
+        [
+            "--checkpoint-dir",
+            &ckpt.display().to_string(),
+            "--checkpoint-interval",
+            "0",
+            "--checkpoints-retained",
+            "100000",
+        ]
+        .map(String::from),
+    );
+    let opts = Options {
+        workers,
+        batch: 100_000,
+        csv: false,
+    };
+    let out = dir.join("resumed");
+    run_with(case, inputs, &out, opts, &args)?;
+    let mut taken: Vec<PathBuf> = std::fs::read_dir(&ckpt)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("epoch-"))
+        })
+        .collect();
+    taken.sort();
+    let keep = cut % taken.len().max(1) + 1;
+    for later in taken.iter().skip(keep) {
+        std::fs::remove_dir_all(later).map_err(|e| e.to_string())?;
+    }
+    run_with(case, inputs, &out, opts, &args)
 }
 
 fn check_model(case: &Case, out: &Outputs) -> Result<(), String> {

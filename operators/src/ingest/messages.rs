@@ -51,7 +51,7 @@ pub struct Message {
 }
 
 /// The offsets `[start, end)` of one partition that an epoch read.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionRange {
     /// The partition.
     pub partition: i32,
@@ -61,6 +61,19 @@ pub struct PartitionRange {
     pub end: i64,
 }
 
+/// Where reading one partition of a topic stands: what a checkpoint keeps of it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionNext {
+    /// The partition.
+    pub partition: i32,
+    /// The next offset to read.
+    pub next: i64,
+    /// With `--kafka-start time:T`: T, while the partition's first message at or after it has
+    /// not been read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_time: Option<i64>,
+}
+
 /// A batch of messages as lines, and what each line is.
 #[derive(Clone, Debug)]
 pub struct Messages {
@@ -68,6 +81,8 @@ pub struct Messages {
     pub data: Arc<[u8]>,
     /// The messages, in line order.
     pub messages: Arc<[Message]>,
+    /// Where reading each partition of the topic stands after the batch.
+    pub reached: Arc<[PartitionNext]>,
 }
 
 impl Messages {
@@ -98,6 +113,7 @@ impl Messages {
         Messages {
             data: data.into(),
             messages: messages.into(),
+            reached: Arc::new([]),
         }
     }
 

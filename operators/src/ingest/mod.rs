@@ -14,3 +14,4 @@ pub mod messages;
 pub mod read;
 mod scan;
 pub mod source;
+pub mod tombstone;

@@ -55,16 +55,6 @@ pub fn run(
                         .into(),
                 )));
             }
-            if let Some(Input::Kafka(url)) = config
-                .inputs
-                .iter()
-                .find(|input| matches!(input, Input::Kafka(_)))
-            {
-                return Err(anyhow::Error::new(crate::UsageError(format!(
-                    "--checkpoint-dir cannot yet keep the offsets of a topic ({url}): checkpoints \
-                     resume files and directories only"
-                ))));
-            }
             checkpoint::open(checkpoints, out)?.map(Arc::new)
         }
         None => None,
@@ -74,7 +64,7 @@ pub fn run(
         && !checkpoints.from_scratch
     {
         // Killed before its first checkpoint: the epochs it wrote are planned as they were.
-        options.replay = checkpoint::replay(&checkpoints.dir, out, 0, 0)?;
+        options.replay = checkpoint::replay::replay(&checkpoints.dir, out, 0, 0)?;
     }
     let planner = Planner::with(&config.inputs, config.follow, options)?
         .with_audit_logs(&config.recovery.audit_logs)?;
@@ -241,6 +231,7 @@ fn plan_options(config: &EngineConfig, resume: Option<&Resume>) -> PlanOptions {
     let mut options = PlanOptions {
         epoch_bytes: config.epoch_bytes,
         topics: config.topics.clone(),
+        names: config.names.clone(),
         ..PlanOptions::default()
     };
     if let Some(resume) = resume {
@@ -248,6 +239,9 @@ fn plan_options(config: &EngineConfig, resume: Option<&Resume>) -> PlanOptions {
         options.next_epoch = resume.next_epoch();
         options.next_index = manifest.next_index;
         options.replay = resume.replay.clone();
+        options.topics_reached = (manifest.topics.iter())
+            .map(|t| (t.name.clone(), t.partitions.clone()))
+            .collect();
         options.reached = manifest
             .files
             .iter()

@@ -9,10 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use amend_operators::ingest::messages::topic_position;
+use amend_operators::ingest::decode::FieldNames;
+use amend_operators::ingest::messages::{PartitionNext, PartitionRange, topic_position};
+use amend_operators::ingest::tombstone::{Tombstone, delete_record};
 use amend_operators::time::{check_millis, parse_rfc3339};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{KafkaArgs, TopicUrl};
@@ -89,6 +92,8 @@ pub enum Fetched {
     Reached(i32),
     /// Every partition is read up to its start-up watermark.
     CaughtUp,
+    /// The ranges of one epoch to plan again are all sent.
+    Replayed,
     /// A broker is not answering; librdkafka retries.
     Trouble(String),
     /// The consumer failed for good.
@@ -103,12 +108,20 @@ pub struct TopicReader {
     /// With `--kafka-start time:T`: T, and the partitions whose first message at or after it
     /// has not come yet.
     from_time: Option<(i64, BTreeSet<i32>)>,
+    /// With `--kafka-tombstones delete`: the field names of the delete records.
+    deletes: Option<FieldNames>,
 }
 
 impl TopicReader {
     /// Connects to `url` (exit 2 naming it if no broker answers within `--kafka-timeout`, or if
     /// the topic does not exist) and works out where each partition starts and ends.
-    pub fn connect(url: &TopicUrl, kafka: &KafkaArgs, start: &Start) -> anyhow::Result<Self> {
+    /// With `reached` (from a checkpoint), each partition it names starts where it says.
+    pub fn connect(
+        url: &TopicUrl,
+        kafka: &KafkaArgs,
+        start: &Start,
+        reached: Option<&[PartitionNext]>,
+    ) -> anyhow::Result<Self> {
         let partitions = super::partitions(url, kafka)? as i32;
         let consumer = kafka.consumer(url, &[])?;
         let fail = |what: &str, e: KafkaError| UsageError(format!("{url}: cannot {what}: {e}"));
@@ -175,23 +188,55 @@ impl TopicReader {
             ))
             .into());
         }
-        let from_time = match start {
+        let mut from_time = match start {
             Start::Time(ms) => Some((*ms, spans.iter().map(|s| s.partition).collect())),
             _ => None,
         };
+        if let Some(reached) = reached {
+            from_time = resume(url, &mut spans, reached)?;
+        }
         Ok(TopicReader {
             consumer,
             spans,
             from_time,
+            deletes: None,
         })
     }
 
-    /// Starts the consumer thread: it reads each span, then (if `follow`) everything after.
-    pub fn start(self, url: &TopicUrl, follow: bool) -> Receiver<Fetched> {
+    /// Where reading each partition starts.
+    pub fn started(&self) -> Vec<PartitionNext> {
+        let waiting = |p| self.from_time.as_ref().filter(|(_, w)| w.contains(&p));
+        (self.spans.iter())
+            .map(|s| PartitionNext {
+                partition: s.partition,
+                next: s.start,
+                from_time: waiting(s.partition).map(|(t, _)| *t),
+            })
+            .collect()
+    }
+
+    /// Starts the consumer thread: it reads the ranges of each epoch of `replay` (sending
+    /// [`Fetched::Replayed`] after each), then each span from after them, then (if `follow`)
+    /// everything after. With `deletes`, a tombstone's value is the delete record it stands
+    /// for, in those field names.
+    pub fn start(
+        mut self,
+        url: &TopicUrl,
+        follow: bool,
+        replay: Vec<Vec<PartitionRange>>,
+        deletes: Option<FieldNames>,
+    ) -> Receiver<Fetched> {
         let (tx, rx) = sync_channel(64);
         let topic = url.topic.clone();
+        self.deletes = deletes;
         std::thread::spawn(move || {
-            let result = self.run(&topic, follow, &tx);
+            let result = self.replay(&topic, &replay, &tx).and_then(|more| {
+                if more {
+                    self.run(&topic, follow, &tx)
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = result {
                 let _ = tx.send(Fetched::Failed(e.to_string()));
             }
@@ -199,8 +244,42 @@ impl TopicReader {
         rx
     }
 
+    /// Reads the ranges of `replay`, and moves each span's start past them; false if the
+    /// receiver is gone.
+    fn replay(
+        &mut self,
+        topic: &str,
+        replay: &[Vec<PartitionRange>],
+        tx: &SyncSender<Fetched>,
+    ) -> Result<bool, KafkaError> {
+        for ranges in replay {
+            for range in ranges {
+                let span = Span {
+                    partition: range.partition,
+                    start: range.start,
+                    end: range.end,
+                };
+                self.assign(topic, &[(span.partition, span.start)])?;
+                if !self.read_to(topic, &span, tx)? {
+                    return Ok(false);
+                }
+                if let Some(s) = self
+                    .spans
+                    .iter_mut()
+                    .find(|s| s.partition == span.partition)
+                {
+                    s.start = s.start.max(span.end);
+                }
+            }
+            if tx.send(Fetched::Replayed).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn run(
-        mut self,
+        &mut self,
         topic: &str,
         follow: bool,
         tx: &SyncSender<Fetched>,
@@ -229,7 +308,7 @@ impl TopicReader {
             let idle = match self.consumer.poll(Duration::from_millis(wait)) {
                 Some(Ok(m)) => {
                     if keep(&mut self.from_time, &m) {
-                        batch.push(fetch(&m));
+                        batch.push(fetch(&m, self.deletes.as_ref()));
                     }
                     false
                 }
@@ -277,7 +356,7 @@ impl TopicReader {
                 Some(Ok(m)) if m.offset() < span.end => {
                     next = m.offset() + 1;
                     if keep(&mut self.from_time, &m) {
-                        batch.push(fetch(&m));
+                        batch.push(fetch(&m, self.deletes.as_ref()));
                     }
                 }
                 Some(Ok(_)) => next = span.end,
@@ -331,8 +410,59 @@ fn keep(
 /// The most messages sent at once.
 const BATCH: usize = 1000;
 
-fn fetch(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetch {
-    (m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec))
+fn fetch(m: &rdkafka::message::BorrowedMessage<'_>, deletes: Option<&FieldNames>) -> Fetch {
+    let value = match (m.payload(), deletes) {
+        (Some(value), _) => Some(value.to_vec()),
+        (None, Some(names)) => {
+            let version = m.headers().and_then(|headers| {
+                (headers.iter())
+                    .find(|h| h.key == names.version)
+                    .and_then(|h| h.value)
+            });
+            let tombstone = Tombstone {
+                key: m.key(),
+                timestamp: m.timestamp().to_millis(),
+                version,
+            };
+            delete_record(names, &tombstone)
+        }
+        (None, None) => None,
+    };
+    (m.partition(), m.offset(), value)
+}
+
+/// Places `spans` where a checkpoint's `reached` says, checking that the topic still holds
+/// those offsets; returns the partitions still waiting for `--kafka-start time:T`'s T.
+fn resume(
+    url: &TopicUrl,
+    spans: &mut [Span],
+    reached: &[PartitionNext],
+) -> anyhow::Result<Option<(i64, BTreeSet<i32>)>> {
+    let mut waiting: Option<(i64, BTreeSet<i32>)> = None;
+    for r in reached {
+        let Some(span) = spans.iter_mut().find(|s| s.partition == r.partition) else {
+            return Err(UsageError(format!(
+                "{url}: the checkpoint read partition {}, which the topic no longer has;                  --from-scratch starts over",
+                r.partition
+            ))
+            .into());
+        };
+        if r.next > span.end {
+            return Err(UsageError(format!(
+                "{url}: the checkpoint read partition {} up to offset {}, beyond its end ({}):                  was the topic recreated? --from-scratch starts over",
+                r.partition, r.next, span.end
+            ))
+            .into());
+        }
+        span.start = r.next;
+        if let Some(t) = r.from_time {
+            waiting
+                .get_or_insert((t, BTreeSet::new()))
+                .1
+                .insert(r.partition);
+        }
+    }
+    Ok(waiting)
 }
 
 /// Reports broker trouble at most every 10 s.

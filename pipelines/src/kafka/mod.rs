@@ -109,6 +109,25 @@ pub struct KafkaSourceArgs {
         help_heading = "Kafka"
     )]
     pub kafka_max_epoch_records: usize,
+    /// What a tombstone (a message with a null value) of an input topic is: a dead letter, or a delete of the id its key names, at its timestamp, at the version in its header named like the version field (0 without one).
+    #[arg(
+        long,
+        value_name = "AS",
+        value_enum,
+        default_value = "dead-letter",
+        help_heading = "Kafka"
+    )]
+    pub kafka_tombstones: Tombstones,
+}
+
+/// What a tombstone of an input topic is (`--kafka-tombstones`).
+#[derive(clap::ValueEnum, Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tombstones {
+    /// A dead letter: it holds no record.
+    #[default]
+    DeadLetter,
+    /// A delete of the id its key names.
+    Delete,
 }
 
 impl Default for KafkaSourceArgs {
@@ -120,6 +139,7 @@ impl Default for KafkaSourceArgs {
             },
             kafka_start: consume::Start::Earliest,
             kafka_max_epoch_records: 100_000,
+            kafka_tombstones: Tombstones::DeadLetter,
         }
     }
 }

@@ -224,6 +224,7 @@ impl Writer for KafkaSink {
             let _ = self.producer.abort_transaction(self.timeout);
             anyhow::bail!("the Kafka sinks: cannot commit epoch {}: {e}", epoch.epoch);
         }
+        crate::engine::checkpoint::fault("after-kafka-commit");
         Ok(())
     }
 }

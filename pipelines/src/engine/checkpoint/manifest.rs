@@ -36,6 +36,9 @@ pub struct Manifest {
     pub inputs: Vec<String>,
     /// Every input file known, by index: where reading had reached.
     pub files: Vec<FilePosition>,
+    /// Every topic known, by index: where reading each partition had reached.
+    #[serde(default)]
+    pub topics: Vec<TopicPosition>,
     /// The index the next new input file gets.
     pub next_index: u32,
     /// The length of each append-only output, by file name.
@@ -46,6 +49,17 @@ pub struct Manifest {
     pub records_read: u64,
     /// The parts.
     pub parts: Vec<PartEntry>,
+}
+
+/// Where reading an input topic had reached.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicPosition {
+    /// Its index among inputs.
+    pub index: u32,
+    /// Its URL, as given.
+    pub name: String,
+    /// Each partition's next offset.
+    pub partitions: Vec<amend_operators::ingest::messages::PartitionNext>,
 }
 
 /// Where reading an input file had reached, and what identifies the file.

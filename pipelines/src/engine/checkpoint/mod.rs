@@ -11,6 +11,7 @@
 
 pub mod list;
 pub mod manifest;
+pub mod replay;
 pub mod sink_part;
 pub mod take;
 
@@ -37,6 +38,9 @@ pub struct CheckpointConfig {
     pub settings: BTreeMap<String, String>,
     /// The inputs as given, in ingestion order: a resumed run's must extend them.
     pub inputs: Vec<String>,
+    /// Whether each epoch's plan is made durable before it is written (for sinks outside the
+    /// output directory, which skip what they committed by epoch number).
+    pub log_plans: bool,
 }
 
 /// A checkpoint a run resumes from, checked and read.
@@ -47,7 +51,7 @@ pub struct Resume {
     /// taken them: the loaded state does not keep them in memory for the rest of the run.
     pub parts: Mutex<Handoff>,
     /// The epochs written after it, as `epochs.jsonl` recorded them: planned again exactly.
-    pub replay: Vec<(String, u64, Option<u64>)>,
+    pub replay: Vec<replay::Replan>,
 }
 
 impl Resume {
@@ -112,7 +116,8 @@ pub const SINK_PART: &str = "sink.state";
 /// Fault injection for crash tests: with `AMEND_FAULT=POINT:N` in the environment, the
 /// process aborts (as abruptly as `kill -9`: nothing is flushed) the `N`-th time it reaches
 /// `point`: `before-sink-part` (workers' parts written, the sink's not), `before-manifest-rename`
-/// (the manifest written and synced under its temporary name).
+/// (the manifest written and synced under its temporary name), `after-kafka-commit` (an
+/// epoch's Kafka transaction committed, its `epochs.jsonl` line not written).
 pub fn fault(point: &str) {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,6 +150,7 @@ pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resu
         .map_err(|e| usage(format!("--checkpoint-dir {}: {e}", dir.display())))?;
     if config.from_scratch {
         remove_all(dir)?;
+        replay::forget(dir)?;
         return Ok(None);
     }
     if found.is_empty() {
@@ -165,7 +171,7 @@ pub fn open(config: &CheckpointConfig, out: &Path) -> anyhow::Result<Option<Resu
             Ok((manifest, parts)) => {
                 check(config, &manifest)?;
                 let len = manifest.outputs.get("epochs.jsonl").copied().unwrap_or(0);
-                let replay = replay(dir, out, len, manifest.epoch + 1)?;
+                let replay = replay::replay(dir, out, len, manifest.epoch + 1)?;
                 return Ok(Some(Resume {
                     manifest,
                     parts: Mutex::new(Handoff {
@@ -238,87 +244,6 @@ fn check(config: &CheckpointConfig, manifest: &Manifest) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The epochs `epochs.jsonl` in `out` holds after its first `len` bytes, from epoch `first`:
-/// (source, start, end), to be planned again exactly. A run killed before its first checkpoint
-/// replays them from 0.
-///
-/// The list is kept in `DIR/replay.json` before the outputs are cut, because cutting removes
-/// it from `epochs.jsonl`: a run killed again before it has written those epochs again still
-/// finds them there. The longer of the two lists wins (a re-written tail is a prefix of the
-/// kept one, or goes further).
-pub fn replay(dir: &Path, out: &Path, len: u64, first: u64) -> anyhow::Result<Vec<Planned>> {
-    let mut tail = epochs_after(out, len, first);
-    let kept_path = dir.join(REPLAY);
-    let kept: Option<Replay> = std::fs::read(&kept_path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    if let Some(kept) = kept.filter(|k| k.first == first)
-        && kept.epochs.len() > tail.len()
-    {
-        tail = kept.epochs;
-    }
-    let keep = Replay {
-        first,
-        epochs: tail.clone(),
-    };
-    std::fs::create_dir_all(dir)
-        .and_then(|()| {
-            let tmp = dir.join("replay.json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&keep)?)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &kept_path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", kept_path.display()))?;
-    Ok(tail)
-}
-
-/// An epoch to plan again: (source, start, end).
-pub type Planned = (String, u64, Option<u64>);
-
-/// The file in a checkpoint directory that keeps the epochs to plan again.
-const REPLAY: &str = "replay.json";
-
-/// The epochs written after a checkpoint, kept while they are written again.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Replay {
-    /// The epoch they start at.
-    first: u64,
-    epochs: Vec<Planned>,
-}
-
-/// The epochs `epochs.jsonl` in `out` holds after its first `len` bytes, from epoch `first`.
-fn epochs_after(out: &Path, len: u64, first: u64) -> Vec<Planned> {
-    let Ok(text) = std::fs::read(out.join("epochs.jsonl")) else {
-        return Vec::new();
-    };
-    let Some(tail) = text.get(len as usize..) else {
-        return Vec::new();
-    };
-    let mut epochs = Vec::new();
-    // Only complete lines: a torn last line was an epoch not fully written.
-    for (expect, line) in (first..).zip(tail.split_inclusive(|b| *b == b'\n')) {
-        if !line.ends_with(b"\n") {
-            break;
-        }
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
-            break;
-        };
-        let (Some(epoch), Some(source), Some(start)) = (
-            value["epoch"].as_u64(),
-            value["source"].as_str(),
-            value["start"].as_u64(),
-        ) else {
-            break;
-        };
-        if epoch != expect {
-            break;
-        }
-        epochs.push((source.to_string(), start, value["end"].as_u64()));
-    }
-    epochs
 }
 
 /// Removes every checkpoint in `dir`.

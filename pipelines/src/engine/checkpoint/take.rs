@@ -12,8 +12,10 @@ use bincode::Options;
 
 use super::sink_part::SinkPartRef;
 
-use super::manifest::{self, FilePosition, Manifest, PartEntry};
+use super::manifest::{self, FilePosition, Manifest, PartEntry, TopicPosition};
+use super::replay::PlanLog;
 use super::{CheckpointConfig, Resume, SINK_PART};
+use crate::engine::writers::Planned;
 
 /// A worker's part of a checkpoint, written (or why it could not be).
 #[derive(Debug)]
@@ -72,6 +74,8 @@ pub struct Checkpointer {
     pub committed: Option<u64>,
     /// The epoch of the newest checkpoint whose sink part is written.
     pub taken: Option<u64>,
+    /// With external sinks: the log of each epoch's plan, once opened.
+    plans: Option<PlanLog>,
 }
 
 impl Checkpointer {
@@ -87,7 +91,21 @@ impl Checkpointer {
             waiting: BTreeMap::new(),
             committed,
             taken: committed,
+            plans: None,
         }
+    }
+
+    /// Makes what `planned` read durable before the external sinks commit it, if there are
+    /// any: a restart plans it again the same, whether or not they committed it.
+    pub fn log_plan(&mut self, planned: &Planned) -> anyhow::Result<()> {
+        if !self.config.log_plans {
+            return Ok(());
+        }
+        let log = match &mut self.plans {
+            Some(log) => log,
+            None => self.plans.insert(PlanLog::open(&self.config.dir)?),
+        };
+        log.log(planned)
     }
 
     /// The directory checkpoints go to.
@@ -131,6 +149,7 @@ impl Checkpointer {
             settings: self.config.settings.clone(),
             inputs: self.config.inputs.clone(),
             files: point.files,
+            topics: point.topics,
             next_index: point.next_index,
             outputs: point.outputs,
             max_ts: point.max_ts,
@@ -160,6 +179,9 @@ impl Checkpointer {
         manifest.written_at = format_millis(now);
         manifest::commit(&self.config.dir, &manifest)?;
         self.committed = Some(epoch);
+        if let Some(log) = &mut self.plans {
+            log.committed(epoch)?;
+        }
         manifest::prune(&self.config.dir, self.config.retained.max(1))
             .map_err(|e| anyhow::anyhow!("cannot remove old checkpoints: {e}"))
     }
@@ -174,6 +196,8 @@ impl Checkpointer {
 pub struct Point {
     /// Every input file known, with where reading reached.
     pub files: Vec<FilePosition>,
+    /// Every topic known, with where reading each partition reached.
+    pub topics: Vec<TopicPosition>,
     /// The index the next new input file gets.
     pub next_index: u32,
     /// The append-only outputs' lengths.

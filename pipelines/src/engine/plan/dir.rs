@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use amend_operators::ingest::source::{Epoch, InputFile};
 
 use super::file::FileSource;
-use super::{Planning, Source};
+use super::{Exact, Planning, Replan, Source};
 
 /// How often a followed directory is listed, at most.
 pub(super) const DIR_SCAN_EVERY: Duration = Duration::from_millis(100);
@@ -85,21 +85,17 @@ impl Source for DirSource {
         self.files.iter().any(|f| f.behind())
     }
 
-    fn exact(
-        &mut self,
-        planning: &mut Planning,
-        path: &str,
-        span: (u64, Option<u64>),
-    ) -> io::Result<Option<Epoch>> {
-        if self.follow && !self.seen.iter().any(|p| p.display().to_string() == path) {
+    fn exact(&mut self, planning: &mut Planning, replan: &Replan) -> io::Result<Exact> {
+        let path = &replan.source;
+        if self.follow && !self.seen.iter().any(|p| p.display().to_string() == *path) {
             self.scan(planning)?;
         }
         for file in &mut self.files {
-            if let Some(epoch) = file.exact(planning, path, span)? {
-                return Ok(Some(epoch));
+            if let Exact::Planned(epoch) = file.exact(planning, replan)? {
+                return Ok(Exact::Planned(epoch));
             }
         }
-        Ok(None)
+        Ok(Exact::Other)
     }
 }
 

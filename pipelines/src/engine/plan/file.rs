@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use amend_operators::ingest::source::{Epoch, InputFile, Part};
 
-use super::{Planning, Reached, Source};
+use super::{Exact, Planning, Reached, Replan, Source};
 
 /// A file being read: what has been planned of it so far.
 pub(super) struct FileSource {
@@ -134,27 +134,28 @@ impl Source for FileSource {
         self.behind
     }
 
-    fn exact(
-        &mut self,
-        planning: &mut Planning,
-        path: &str,
-        (start, end): (u64, Option<u64>),
-    ) -> io::Result<Option<Epoch>> {
+    fn exact(&mut self, planning: &mut Planning, replan: &Replan) -> io::Result<Exact> {
         let file = &self.file;
-        if self.done || file.path.display().to_string() != path || start != self.planned {
-            return Ok(None);
+        let mine = !self.done
+            && file.path.display().to_string() == replan.source
+            && replan.start == Some(self.planned);
+        if !mine {
+            return Ok(Exact::Other);
         }
         if file.gzip {
             (self.started, self.done) = (true, true);
-            return Ok(Some(Epoch::whole(Arc::clone(file), planning.epoch())));
+            return Ok(Exact::Planned(Epoch::whole(
+                Arc::clone(file),
+                planning.epoch(),
+            )));
         }
         let len = fs::metadata(&file.path)?.len();
-        let Some(end) = end.filter(|end| *end <= len) else {
-            return Ok(None);
+        let Some(end) = replan.end.filter(|end| *end <= len) else {
+            return Ok(Exact::Other);
         };
         self.started = true;
         self.done = !self.follow && end >= len;
-        Ok(Some(self.plan(planning, end)))
+        Ok(Exact::Planned(self.plan(planning, end)))
     }
 }
 

@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use amend_operators::event::AUDIT_FILE_BASE;
-use amend_operators::ingest::messages::is_topic;
+use amend_operators::ingest::decode::FieldNames;
+use amend_operators::ingest::messages::{PartitionNext, is_topic};
 use amend_operators::ingest::source::{Epoch, InputFile};
 
+use crate::engine::checkpoint::replay::Replan;
 use crate::kafka::{KafkaSourceArgs, TopicUrl};
 
 /// An input as given on the command line.
@@ -75,17 +77,28 @@ pub trait Source: Send {
         false
     }
 
-    /// Plans exactly `[start, end)` of the file at `path` as the next epoch, if it is this
-    /// source's and its next unplanned byte is `start` (to repeat the epochs of a run that
-    /// stopped after its last checkpoint).
-    fn exact(
-        &mut self,
-        planning: &mut Planning,
-        path: &str,
-        span: (u64, Option<u64>),
-    ) -> io::Result<Option<Epoch>> {
-        let _ = (planning, path, span);
-        Ok(None)
+    /// Plans exactly what `replan` read as the next epoch, if it read this source where its
+    /// planning has reached (to repeat the epochs of a run that stopped after its last
+    /// checkpoint).
+    fn exact(&mut self, planning: &mut Planning, replan: &Replan) -> io::Result<Exact> {
+        let _ = (planning, replan);
+        Ok(Exact::Other)
+    }
+}
+
+/// What a source makes of an epoch to plan again.
+pub enum Exact {
+    /// It is not this source's, or no longer reads as it did.
+    Other,
+    /// It is this source's, and not all there yet.
+    Wait,
+    /// The epoch, planned again.
+    Planned(Epoch),
+}
+
+impl From<Option<Epoch>> for Exact {
+    fn from(epoch: Option<Epoch>) -> Exact {
+        epoch.map_or(Exact::Other, Exact::Planned)
     }
 }
 
@@ -111,14 +124,27 @@ pub struct PlanOptions {
     pub next_index: u32,
     /// Input files a checkpoint had, by path.
     pub reached: BTreeMap<PathBuf, Reached>,
-    /// Epochs to plan first, exactly: (path, start, end).
-    pub replay: Vec<(String, u64, Option<u64>)>,
+    /// Epochs to plan first, exactly.
+    pub replay: Vec<Replan>,
     /// How topics are read.
     pub topics: KafkaSourceArgs,
+    /// Where reading each topic had reached at a checkpoint, by name.
+    pub topics_reached: BTreeMap<String, Vec<PartitionNext>>,
+    /// The field names: tombstones become delete records in them.
+    pub names: FieldNames,
 }
 
-/// Every input file the planner knows, by index: where a checkpoint finds their paths.
-pub type KnownFiles = Arc<Mutex<BTreeMap<u32, PathBuf>>>;
+/// Every input the planner knows, by index: where a checkpoint finds them.
+pub type KnownFiles = Arc<Mutex<Known>>;
+
+/// The inputs the planner knows, by index.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Files, by path.
+    pub files: BTreeMap<u32, PathBuf>,
+    /// Topics, by name, with where reading each partition started.
+    pub topics: BTreeMap<u32, (String, Vec<PartitionNext>)>,
+}
 
 /// What the sources share while planning: the next epoch number and input index (of an
 /// input found while running: a new file in a followed directory), each handed out in order,
@@ -162,6 +188,7 @@ impl Planning {
         self.known
             .lock()
             .expect("not poisoned")
+            .files
             .insert(file.index, file.path.clone());
         let reached = self.reached.get(&file.path).cloned();
         file::FileSource::new(file, follow, self.epoch_bytes, reached)
@@ -173,7 +200,7 @@ pub struct Planner {
     sources: Vec<Box<dyn Source>>,
     planning: Planning,
     started: bool,
-    replay: VecDeque<(String, u64, Option<u64>)>,
+    replay: VecDeque<Replan>,
 }
 
 impl Planner {
@@ -189,7 +216,7 @@ impl Planner {
             next_index: options.next_index,
             settle: file::SETTLE,
             epoch_bytes: options.epoch_bytes,
-            reached: options.reached,
+            reached: options.reached.clone(),
             known: KnownFiles::default(),
         };
         let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -202,13 +229,23 @@ impl Planner {
                 Input::Dir(path) => Box::new(dir::DirSource::new(path, follow, &mut planning)?),
                 Input::Stdin => Box::new(stdin::StdinSource::new(planning.index(Path::new("-"))?)),
                 Input::Kafka(url) => {
-                    let index = planning.index(Path::new(&url.to_string()))?;
-                    Box::new(topic::TopicSource::new(
-                        url,
-                        index,
-                        follow,
-                        &options.topics,
-                    )?)
+                    let name = url.to_string();
+                    let index = planning.index(Path::new(&name))?;
+                    let resume = topic::Resume {
+                        reached: options.topics_reached.get(&name).cloned(),
+                        replay: (options.replay.iter())
+                            .filter(|r| r.source == name)
+                            .filter_map(|r| r.partitions.clone())
+                            .collect(),
+                    };
+                    let source = topic::TopicSource::new(url, index, follow, &options, resume)?;
+                    planning
+                        .known
+                        .lock()
+                        .expect("not poisoned")
+                        .topics
+                        .insert(index, (name, source.started()));
+                    Box::new(source)
                 }
             });
         }
@@ -253,11 +290,15 @@ impl Planner {
     /// The epochs that are ready now, in order; empty if there is nothing new.
     pub fn poll(&mut self) -> io::Result<Vec<Epoch>> {
         self.started = true;
-        if let Some((path, start, end)) = self.replay.front().cloned() {
+        if let Some(replan) = self.replay.front() {
             for source in &mut self.sources {
-                if let Some(epoch) = source.exact(&mut self.planning, &path, (start, end))? {
-                    self.replay.pop_front();
-                    return Ok(vec![epoch]);
+                match source.exact(&mut self.planning, replan)? {
+                    Exact::Other => {}
+                    Exact::Wait => return Ok(Vec::new()),
+                    Exact::Planned(epoch) => {
+                        self.replay.pop_front();
+                        return Ok(vec![epoch]);
+                    }
                 }
             }
             // The input no longer reads as it did: plan afresh from here.

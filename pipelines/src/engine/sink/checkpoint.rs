@@ -12,7 +12,7 @@ use amend_operators::proof::window_digests::DigestedTable;
 use super::Sink;
 use crate::engine::checkpoint::Resume;
 use crate::engine::checkpoint::SINK_PART;
-use crate::engine::checkpoint::manifest::FilePosition;
+use crate::engine::checkpoint::manifest::{FilePosition, TopicPosition};
 use crate::engine::checkpoint::sink_part::{RowKey, RowsRef, SavedFacts, SinkState, decode_chain};
 use crate::engine::checkpoint::take::{PartWritten, Point};
 use crate::engine::writers::files::AppendFile;
@@ -99,6 +99,9 @@ impl<'w> Sink<'w> {
             .iter()
             .map(|f| (f.index, (f.offset, f.done)))
             .collect();
+        self.topics_reached = (resume.manifest.topics.iter())
+            .map(|t| (t.index, t.partitions.clone()))
+            .collect();
         Ok(())
     }
 
@@ -154,13 +157,19 @@ impl<'w> Sink<'w> {
         for file in self.append_files() {
             outputs.insert(file.name().to_string(), file.sync()?);
         }
-        let known: Vec<(u32, PathBuf)> = self
-            .known
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .map(|(i, p)| (*i, p.clone()))
-            .collect();
+        let (known, topics): (Vec<(u32, PathBuf)>, Vec<TopicPosition>) = {
+            let known = self.known.lock().expect("not poisoned");
+            let files = (known.files.iter()).map(|(i, p)| (*i, p.clone())).collect();
+            let topics = (known.topics.iter())
+                .map(|(index, (name, started))| TopicPosition {
+                    index: *index,
+                    name: name.clone(),
+                    partitions: (self.topics_reached.get(index).cloned())
+                        .unwrap_or_else(|| started.clone()),
+                })
+                .collect();
+            (files, topics)
+        };
         let mut positions = Vec::new();
         for (index, path) in &known {
             let (offset, done) = self.reached.get(index).copied().unwrap_or((0, false));
@@ -168,9 +177,8 @@ impl<'w> Sink<'w> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             positions.push(position);
         }
-        let next_index = known
-            .iter()
-            .map(|(i, _)| *i)
+        let next_index = (known.iter().map(|(i, _)| *i))
+            .chain(topics.iter().map(|t| t.index))
             .filter(|i| *i < AUDIT_FILE_BASE)
             .max()
             .map_or(0, |i| i + 1);
@@ -200,6 +208,7 @@ impl<'w> Sink<'w> {
         };
         let point = Point {
             files: positions,
+            topics,
             next_index,
             outputs,
             max_ts: counts.max_ts,

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use amend_operators::event::{epoch_of, epoch_start};
+use amend_operators::ingest::messages::PartitionNext;
 use amend_operators::output::gap_table::GapTable;
 use amend_operators::proof::digest::TableDigest;
 use amend_operators::proof::window_digests::DigestedTable;
@@ -166,6 +167,8 @@ pub struct Sink<'w> {
     /// Where reading each input file had reached after the written epochs: offset, and
     /// whether it is read for good.
     reached: BTreeMap<u32, (u64, bool)>,
+    /// Where reading each topic had reached after the written epochs, by input index.
+    topics_reached: BTreeMap<u32, Vec<PartitionNext>>,
     /// Every input file known, by index.
     known: KnownFiles,
 }
@@ -237,6 +240,7 @@ impl<'w> Sink<'w> {
             needs,
             checkpointer,
             reached: BTreeMap::new(),
+            topics_reached: BTreeMap::new(),
             known,
         })
     }
@@ -376,8 +380,15 @@ impl<'w> Sink<'w> {
     fn close_epoch(&mut self) -> anyhow::Result<()> {
         let epoch = self.open;
         let planned = self.planned.remove(&epoch).expect("checked by the caller");
-        let reached = planned.span.1.map_or((0, true), |end| (end, false));
-        self.reached.insert(planned.source, reached);
+        if let Some(reached) = &planned.topic_reached {
+            self.topics_reached.insert(planned.source, reached.clone());
+        } else {
+            let reached = planned.span.1.map_or((0, true), |end| (end, false));
+            self.reached.insert(planned.source, reached);
+        }
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer.log_plan(&planned)?;
+        }
         let read = self.stats.remove(&epoch).unwrap_or_default();
         let watermark = self.state.facts.watermark();
         let mut open = std::mem::take(&mut self.pending);

@@ -28,7 +28,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use amend_operators::ingest::messages::PartitionRange;
+use amend_operators::ingest::messages::{PartitionNext, PartitionRange};
 use amend_operators::ingest::source::{Epoch, Part};
 use amend_operators::output::gap_table::GapTable;
 use amend_operators::output::rows::SnapshotFormat;
@@ -144,6 +144,8 @@ pub struct Planned {
     pub span: (u64, Option<u64>),
     /// For a topic: the offsets it read of each partition.
     pub partitions: Option<Vec<PartitionRange>>,
+    /// For a topic: where reading each of its partitions stands after it.
+    pub topic_reached: Option<Vec<PartitionNext>>,
     /// When it was read.
     pub read_at: SystemTime,
     /// Whether a checkpoint is taken after it.
@@ -160,6 +162,10 @@ impl Planned {
             span: epoch.span(),
             partitions: match &epoch.part {
                 Part::Messages(batch) => Some(batch.ranges()),
+                _ => None,
+            },
+            topic_reached: match &epoch.part {
+                Part::Messages(batch) => Some(batch.reached.to_vec()),
                 _ => None,
             },
             read_at,
