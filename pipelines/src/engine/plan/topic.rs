@@ -191,10 +191,14 @@ impl Source for TopicSource {
             unreachable!("a topic's epochs are messages")
         };
         if messages.ranges() != *ranges {
+            let read: Vec<String> = (ranges.iter())
+                .map(|r| format!("partition {} offsets [{}, {})", r.partition, r.start, r.end))
+                .collect();
             return Err(io::Error::other(format!(
-                "{name}: the topic no longer holds the messages epoch {} read ({ranges:?}): \
-                 they were deleted, or the topic recreated; --from-scratch starts over",
-                replan.epoch
+                "{name}: the topic no longer holds the messages epoch {} read ({}): they were \
+                 deleted, or the topic recreated; --from-scratch starts over",
+                replan.epoch,
+                read.join(", ")
             )));
         }
         Ok(Exact::Planned(epoch))
