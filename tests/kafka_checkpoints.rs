@@ -94,6 +94,19 @@ fn a_resumed_topic_starts_where_its_checkpoint_left_off_whatever_kafka_start_say
     dir.run(&job(&url, "out", &again)).expect_code(0);
     let s = summary(&dir, "out");
     assert_eq!(s["records_read"], all.len(), "{s}");
+    // The topic keeps its input index across the restart.
+    let newest = std::fs::read_dir(dir.path().join("ckpt"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("manifest.json").exists())
+        .max()
+        .unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(newest.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["topics"][0]["index"], 0, "{manifest}");
+    assert_eq!(manifest["next_index"], 1, "{manifest}");
     dir.run(&job("all.jsonl", "file", &[])).expect_code(0);
     for name in ["snapshot.jsonl", "digests.json"] {
         assert_eq!(

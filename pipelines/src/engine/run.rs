@@ -240,7 +240,7 @@ fn plan_options(config: &EngineConfig, resume: Option<&Resume>) -> PlanOptions {
         options.next_index = manifest.next_index;
         options.replay = resume.replay.clone();
         options.topics_reached = (manifest.topics.iter())
-            .map(|t| (t.name.clone(), t.partitions.clone()))
+            .map(|t| (t.name.clone(), (t.index, t.partitions.clone())))
             .collect();
         options.reached = manifest
             .files

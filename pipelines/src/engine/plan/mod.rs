@@ -128,8 +128,9 @@ pub struct PlanOptions {
     pub replay: Vec<Replan>,
     /// How topics are read.
     pub topics: KafkaSourceArgs,
-    /// Where reading each topic had reached at a checkpoint, by name.
-    pub topics_reached: BTreeMap<String, Vec<PartitionNext>>,
+    /// Each topic a checkpoint had, by name: its index, and where reading each partition had
+    /// reached.
+    pub topics_reached: BTreeMap<String, (u32, Vec<PartitionNext>)>,
     /// The field names: tombstones become delete records in them.
     pub names: FieldNames,
 }
@@ -230,9 +231,13 @@ impl Planner {
                 Input::Stdin => Box::new(stdin::StdinSource::new(planning.index(Path::new("-"))?)),
                 Input::Kafka(url) => {
                     let name = url.to_string();
-                    let index = planning.index(Path::new(&name))?;
+                    let checkpointed = options.topics_reached.get(&name);
+                    let index = match checkpointed {
+                        Some((index, _)) => *index,
+                        None => planning.index(Path::new(&name))?,
+                    };
                     let resume = topic::Resume {
-                        reached: options.topics_reached.get(&name).cloned(),
+                        reached: checkpointed.map(|(_, reached)| reached.clone()),
                         replay: (options.replay.iter())
                             .filter(|r| r.source == name)
                             .filter_map(|r| r.partitions.clone())
