@@ -17,10 +17,9 @@ mod util;
 mod kafka;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use kafka::{Out, produce, produce_lines};
+use kafka::{Out, epochs_untimed, produce, produce_lines, spawn, summary};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
@@ -36,36 +35,11 @@ fn history(dir: &TestDir, events: &str) -> String {
     dir.run(&args).expect_code(0).stdout.clone()
 }
 
-fn summary(dir: &TestDir, out: &str) -> Value {
-    serde_json::from_str(&dir.read(format!("{out}/summary.json"))).unwrap()
-}
-
 fn job<'a>(input: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["aggregate", "--input", input, "--window", "tumbling:1m"];
     args.extend(["--out", out, "--kafka-timeout", "10s", "--quiet"]);
     args.extend(extra);
     args
-}
-
-/// A JSON Lines file's values without the fields that depend on timing.
-fn untimed(dir: &TestDir, path: &str) -> Vec<Value> {
-    let timing = [
-        "read_at",
-        "flushed_at",
-        "latency_ms",
-        "state_ids",
-        "state_groups",
-    ];
-    dir.read(path)
-        .lines()
-        .map(|line| {
-            let mut v: Value = serde_json::from_str(line).unwrap();
-            for field in timing {
-                v.as_object_mut().unwrap().remove(field);
-            }
-            v
-        })
-        .collect()
 }
 
 #[test]
@@ -116,21 +90,13 @@ fn a_resumed_topic_starts_where_its_checkpoint_left_off_whatever_kafka_start_say
     }
     // Each partition was read once: the epochs' ranges tile it from offset 0.
     let mut next = [0i64; 3];
-    for epoch in untimed(&dir, "out/epochs.jsonl") {
+    for epoch in epochs_untimed(&dir, "out") {
         for range in epoch["partitions"].as_array().unwrap() {
             let p = range["partition"].as_u64().unwrap() as usize;
             assert_eq!(range["start"].as_i64().unwrap(), next[p], "{epoch}");
             next[p] = range["end"].as_i64().unwrap();
         }
     }
-}
-
-fn spawn(dir: &TestDir, args: &[&str]) -> Child {
-    util::amend_in(dir.path(), args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn epochs_written(out: &Path) -> usize {
@@ -202,8 +168,8 @@ fn kill_9_during_a_bounded_replay_resumes_with_identical_outputs() {
         );
     }
     assert_eq!(
-        untimed(&dir, "killed/epochs.jsonl"),
-        untimed(&dir, "plain/epochs.jsonl")
+        epochs_untimed(&dir, "killed"),
+        epochs_untimed(&dir, "plain")
     );
 }
 

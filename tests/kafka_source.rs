@@ -21,10 +21,9 @@ mod kafka;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka::{Out, produce, produce_lines, stop, wait_records};
+use kafka::{Out, epochs_untimed, produce, produce_lines, spawn, stop, summary, wait_records};
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
 use util::{Run, TestDir};
@@ -34,31 +33,6 @@ fn gen_args() -> Vec<&'static str> {
     let mut args = kafka::GEN.to_vec();
     args.push("11");
     args
-}
-
-fn summary(dir: &TestDir, out: &str) -> Value {
-    serde_json::from_str(&dir.read(format!("{out}/summary.json"))).unwrap()
-}
-
-/// `epochs.jsonl` without the fields that depend on timing (the state gauges are sampled as
-/// workers report them).
-fn epochs_untimed(dir: &TestDir, out: &str) -> Vec<Value> {
-    dir.read(format!("{out}/epochs.jsonl"))
-        .lines()
-        .map(|line| {
-            let mut v: Value = serde_json::from_str(line).unwrap();
-            for field in [
-                "read_at",
-                "flushed_at",
-                "latency_ms",
-                "state_ids",
-                "state_groups",
-            ] {
-                v.as_object_mut().unwrap().remove(field);
-            }
-            v
-        })
-        .collect()
 }
 
 fn aggregate(dir: &TestDir, inputs: &[&str], out: &str, extra: &[&str]) -> Run {
@@ -316,14 +290,6 @@ fn a_corrections_topic_is_read_after_the_input_topic() {
     let first_fix = sources.iter().position(|s| *s == fixes).unwrap();
     assert!(sources[..first_fix].iter().all(|s| *s == events));
     assert!(sources[first_fix..].iter().all(|s| *s == fixes));
-}
-
-fn spawn(dir: &TestDir, args: &[&str]) -> Child {
-    util::amend_in(dir.path(), args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! creating a topic on a broker, and the generated history and job the sink tests run.
 
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -14,7 +14,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
-use super::util::TestDir;
+use super::util::{TestDir, amend_in};
 
 /// `amend gen` of a small history (3,000 events over 20 keys in an hour, 5% corrections); the
 /// seed follows.
@@ -249,4 +249,39 @@ pub fn stop(child: Child) -> String {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `out/summary.json`.
+pub fn summary(dir: &TestDir, out: &str) -> Value {
+    serde_json::from_str(&dir.read(format!("{out}/summary.json"))).unwrap()
+}
+
+/// `epochs.jsonl` without the fields that depend on timing (the state gauges are sampled as
+/// workers report them).
+pub fn epochs_untimed(dir: &TestDir, out: &str) -> Vec<Value> {
+    dir.read(format!("{out}/epochs.jsonl"))
+        .lines()
+        .map(|line| {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            for field in [
+                "read_at",
+                "flushed_at",
+                "latency_ms",
+                "state_ids",
+                "state_groups",
+            ] {
+                v.as_object_mut().unwrap().remove(field);
+            }
+            v
+        })
+        .collect()
+}
+
+/// Starts amend in `dir` with `args`, its stderr piped.
+pub fn spawn(dir: &TestDir, args: &[&str]) -> Child {
+    amend_in(dir.path(), args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }

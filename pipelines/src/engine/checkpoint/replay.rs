@@ -42,13 +42,13 @@ pub struct Replan {
 impl Replan {
     /// What `planned` read.
     pub fn of(planned: &Planned) -> Replan {
-        let topic = planned.partitions.is_some();
+        let (start, end) = planned.file_range();
         Replan {
             epoch: planned.epoch,
             source: planned.name.clone(),
-            start: (!topic).then_some(planned.span.0),
-            end: planned.span.1.filter(|_| !topic),
-            partitions: planned.partitions.clone(),
+            start,
+            end,
+            partitions: planned.topic.as_ref().map(|t| t.ranges.clone()),
         }
     }
 
@@ -263,8 +263,7 @@ mod tests {
                 source: 0,
                 name: "a.jsonl".into(),
                 span: (epoch * 10, Some(epoch * 10 + 10)),
-                partitions: None,
-                topic_reached: None,
+                topic: None,
                 read_at: std::time::SystemTime::now(),
                 checkpoint: false,
             };

@@ -96,12 +96,6 @@ pub enum Exact {
     Planned(Epoch),
 }
 
-impl From<Option<Epoch>> for Exact {
-    fn from(epoch: Option<Epoch>) -> Exact {
-        epoch.map_or(Exact::Other, Exact::Planned)
-    }
-}
-
 /// Where reading an input file had reached at a checkpoint.
 #[derive(Clone, Debug)]
 pub struct Reached {
@@ -157,6 +151,8 @@ pub struct Planning {
     settle: file::Settle,
     epoch_bytes: Option<u64>,
     reached: BTreeMap<PathBuf, Reached>,
+    /// The index of every input a checkpoint had (files and topics), by name.
+    indexes: BTreeMap<PathBuf, u32>,
     known: KnownFiles,
 }
 
@@ -167,10 +163,11 @@ impl Planning {
         self.next_epoch - 1
     }
 
-    /// The index of the input file at `path`: its checkpointed one, or the next.
+    /// The index of the input at `path` (a file, or a topic's URL): its checkpointed one, or
+    /// the next.
     pub fn index(&mut self, path: &Path) -> io::Result<u32> {
-        let index = match self.reached.get(path) {
-            Some(reached) => reached.index,
+        let index = match self.indexes.get(path) {
+            Some(index) => *index,
             None => {
                 let index = self.next_index;
                 self.next_index = index
@@ -218,6 +215,10 @@ impl Planner {
             settle: file::SETTLE,
             epoch_bytes: options.epoch_bytes,
             reached: options.reached.clone(),
+            indexes: (options.reached.iter())
+                .map(|(path, r)| (path.clone(), r.index))
+                .chain((options.topics_reached.iter()).map(|(name, (i, _))| (name.into(), *i)))
+                .collect(),
             known: KnownFiles::default(),
         };
         let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -231,13 +232,9 @@ impl Planner {
                 Input::Stdin => Box::new(stdin::StdinSource::new(planning.index(Path::new("-"))?)),
                 Input::Kafka(url) => {
                     let name = url.to_string();
-                    let checkpointed = options.topics_reached.get(&name);
-                    let index = match checkpointed {
-                        Some((index, _)) => *index,
-                        None => planning.index(Path::new(&name))?,
-                    };
+                    let index = planning.index(Path::new(&name))?;
                     let resume = topic::Resume {
-                        reached: checkpointed.map(|(_, reached)| reached.clone()),
+                        reached: options.topics_reached.get(&name).map(|(_, r)| r.clone()),
                         replay: (options.replay.iter())
                             .filter(|r| r.source == name)
                             .filter_map(|r| r.partitions.clone())

@@ -380,8 +380,9 @@ impl<'w> Sink<'w> {
     fn close_epoch(&mut self) -> anyhow::Result<()> {
         let epoch = self.open;
         let planned = self.planned.remove(&epoch).expect("checked by the caller");
-        if let Some(reached) = &planned.topic_reached {
-            self.topics_reached.insert(planned.source, reached.clone());
+        if let Some(topic) = &planned.topic {
+            self.topics_reached
+                .insert(planned.source, topic.reached.clone());
         } else {
             let reached = planned.span.1.map_or((0, true), |end| (end, false));
             self.reached.insert(planned.source, reached);

@@ -43,12 +43,13 @@ impl EpochIndex {
             .unwrap_or_default()
             .as_secs_f64()
             * 1e3;
+        let (start, end) = planned.file_range();
         let line = EpochLine {
             epoch: epoch.epoch,
             source: &planned.name,
-            start: planned.partitions.is_none().then_some(planned.span.0),
-            end: planned.span.1.filter(|_| planned.partitions.is_none()),
-            partitions: planned.partitions.as_deref(),
+            start,
+            end,
+            partitions: planned.topic.as_ref().map(|t| t.ranges.as_slice()),
             records: epoch.read.read,
             late: epoch.late.len() as u64,
             watermark: watermark.map(format_millis),

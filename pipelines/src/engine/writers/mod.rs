@@ -142,10 +142,8 @@ pub struct Planned {
     pub name: String,
     /// Offsets of its first byte and after its last (`None`: a gzip file read whole).
     pub span: (u64, Option<u64>),
-    /// For a topic: the offsets it read of each partition.
-    pub partitions: Option<Vec<PartitionRange>>,
-    /// For a topic: where reading each of its partitions stands after it.
-    pub topic_reached: Option<Vec<PartitionNext>>,
+    /// For a topic: what it read.
+    pub topic: Option<TopicRead>,
     /// When it was read.
     pub read_at: SystemTime,
     /// Whether a checkpoint is taken after it.
@@ -160,18 +158,34 @@ impl Planned {
             source: epoch.input.index,
             name: epoch.input.path.display().to_string(),
             span: epoch.span(),
-            partitions: match &epoch.part {
-                Part::Messages(batch) => Some(batch.ranges()),
-                _ => None,
-            },
-            topic_reached: match &epoch.part {
-                Part::Messages(batch) => Some(batch.reached.to_vec()),
+            topic: match &epoch.part {
+                Part::Messages(batch) => Some(TopicRead {
+                    ranges: batch.ranges(),
+                    reached: batch.reached.to_vec(),
+                }),
                 _ => None,
             },
             read_at,
             checkpoint,
         }
     }
+
+    /// A file's byte range `(start, end)` as `epochs.jsonl` gives it; neither for a topic.
+    pub fn file_range(&self) -> (Option<u64>, Option<u64>) {
+        match self.topic {
+            Some(_) => (None, None),
+            None => (Some(self.span.0), self.span.1),
+        }
+    }
+}
+
+/// What an epoch of a topic read.
+#[derive(Clone, Debug)]
+pub struct TopicRead {
+    /// The offsets it read of each partition.
+    pub ranges: Vec<PartitionRange>,
+    /// Where reading each partition of the topic stands after it.
+    pub reached: Vec<PartitionNext>,
 }
 
 /// An epoch that has passed the whole dataflow, as the writers see it.
